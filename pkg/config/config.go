@@ -1,0 +1,148 @@
+// Package config reads the settings both services share (DESIGN.md, configuration contract) from
+// the environment. A bad or missing setting is an error that names it, so that a service stops at
+// start with one clear line instead of failing later in a confusing way.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Common holds the settings with the same names in both services.
+type Common struct {
+	HTTPAddr string     // HTTP_ADDR, e.g. ":8081"
+	MySQLDSN string     // MYSQL_DSN, go-sql-driver form; the database must exist
+	Namesrv  []string   // ROCKETMQ_NAMESRV, "host:port" or several separated by ';'
+	Broker   string     // ROCKETMQ_BROKER_ADDR, optional: where to create the topic if missing
+	Topic    string     // ROCKETMQ_TOPIC
+	Group    string     // ROCKETMQ_GROUP: the producer group (order) or consumer group (cart)
+	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
+	Faults   bool       // FAULT_INJECTION: "on" honours fault requests; anything but on/off is an error
+}
+
+// Env reads settings from a getenv function (os.Getenv in main, a map in tests) and remembers
+// the first error, so callers read everything and check once.
+type Env struct {
+	getenv func(string) string
+	err    error
+}
+
+// NewEnv wraps getenv.
+func NewEnv(getenv func(string) string) *Env { return &Env{getenv: getenv} }
+
+// Err is the first problem found, naming the setting.
+func (e *Env) Err() error { return e.err }
+
+func (e *Env) fail(name, format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf("config: %s %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+// String returns the setting or def when it is unset or blank.
+func (e *Env) String(name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Required returns the setting, recording an error when it is missing.
+func (e *Env) Required(name, example string) string {
+	v := e.String(name, "")
+	if v == "" {
+		e.fail(name, "is required (e.g. %s)", example)
+	}
+	return v
+}
+
+// Duration parses a Go duration ("5s", "250ms"); it must be positive.
+func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.fail(name, "must be a positive duration such as 5s, got %q", v)
+		return def
+	}
+	return d
+}
+
+// Int parses an integer within [lo, hi].
+func (e *Env) Int(name string, def, lo, hi int) int {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		e.fail(name, "must be a whole number from %d to %d, got %q", lo, hi, v)
+		return def
+	}
+	return n
+}
+
+// Common reads the shared settings. defaultAddr and defaultGroup differ per service.
+func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
+	c := Common{
+		HTTPAddr: e.String("HTTP_ADDR", defaultAddr),
+		MySQLDSN: e.Required("MYSQL_DSN", "user:password@tcp(127.0.0.1:3306)/orders"),
+		Broker:   e.String("ROCKETMQ_BROKER_ADDR", ""),
+		Topic:    e.String("ROCKETMQ_TOPIC", defaultTopic),
+		Group:    e.String("ROCKETMQ_GROUP", defaultGroup),
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		e.fail("HTTP_ADDR", "must be host:port or :port, got %q", c.HTTPAddr)
+	}
+	if c.MySQLDSN != "" {
+		cfg, err := mysql.ParseDSN(c.MySQLDSN)
+		switch {
+		case err != nil:
+			e.fail("MYSQL_DSN", "is not a valid DSN: %v", err)
+		case cfg.DBName == "":
+			e.fail("MYSQL_DSN", "must name a database (…/orders)")
+		}
+	}
+	if ns := e.Required("ROCKETMQ_NAMESRV", "127.0.0.1:9876"); ns != "" {
+		for _, addr := range strings.FieldsFunc(ns, func(r rune) bool { return r == ';' || r == ',' }) {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+				e.fail("ROCKETMQ_NAMESRV", "must be host:port[;host:port...], got %q", ns)
+				break
+			}
+			c.Namesrv = append(c.Namesrv, strings.TrimSpace(addr))
+		}
+	}
+	if c.Broker != "" {
+		if _, _, err := net.SplitHostPort(c.Broker); err != nil {
+			e.fail("ROCKETMQ_BROKER_ADDR", "must be host:port, got %q", c.Broker)
+		}
+	}
+	switch lv := strings.ToLower(e.String("LOG_LEVEL", "info")); lv {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error, got %q", lv)
+	}
+	switch f := strings.ToLower(e.String("FAULT_INJECTION", "off")); f {
+	case "on":
+		c.Faults = true
+	case "off":
+	default:
+		e.fail("FAULT_INJECTION", "must be on or off, got %q", f)
+	}
+	return c
+}

@@ -1,0 +1,98 @@
+// Package events is the contract between order-service and cart-service: the OrderCreated event
+// and where it travels. Both services compile against this one definition.
+//
+// Evolve it by adding fields, never by renaming or removing one: a message published by an old
+// order-service may be consumed by a new cart-service and the other way round, and messages wait
+// in the broker across deployments.
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for the names both services agree on. Each may be overridden by configuration.
+const (
+	// DefaultTopic carries OrderCreated events.
+	DefaultTopic = "order-events"
+	// TagOrderCreated is the message tag of an OrderCreated event, so consumers can filter by type.
+	TagOrderCreated = "OrderCreated"
+
+	// PropertyFault carries a cart-side fault point (DESIGN.md, fault injection) from
+	// order-service to cart-service as a message property, so the event body stays pure business.
+	PropertyFault = "RMQTX_FAULT"
+)
+
+// Limits shared by the producer's validation and the consumer's, so that an event order-service
+// accepts is one cart-service accepts.
+const (
+	MaxIDLen       = 64
+	MaxItems       = 100
+	MaxQuantity    = 10_000
+	MaxPriceCents  = 100_000_000 // 1,000,000.00 in the smallest currency unit
+	CurrentVersion = 1
+)
+
+// OrderCreated is published, through a RocketMQ transactional message, once an order is durable
+// in the orders database. Its OrderID is the consumer's deduplication key: it is stable across
+// broker redeliveries and check-back re-puts, unlike the broker's message ID.
+type OrderCreated struct {
+	Version    int       `json:"version"`
+	OrderID    string    `json:"order_id"`
+	UserID     string    `json:"user_id"`
+	Items      []Item    `json:"items"`
+	TotalCents int64     `json:"total_cents"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Item is one ordered line.
+type Item struct {
+	SKU            string `json:"sku"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// ErrInvalid marks an event that can never be applied, however often it is redelivered.
+var ErrInvalid = errors.New("invalid OrderCreated event")
+
+// Decode parses and validates a message body. Any error wraps ErrInvalid: the consumer records
+// such a message and acknowledges it instead of retrying it for ever.
+func Decode(body []byte) (OrderCreated, error) {
+	var e OrderCreated
+	if err := json.Unmarshal(body, &e); err != nil {
+		return OrderCreated{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := e.Validate(); err != nil {
+		return OrderCreated{}, err
+	}
+	return e, nil
+}
+
+// Validate checks the invariants every consumer relies on.
+func (e OrderCreated) Validate() error {
+	switch {
+	case e.Version < 1:
+		return fmt.Errorf("%w: version %d", ErrInvalid, e.Version)
+	case e.OrderID == "" || len(e.OrderID) > MaxIDLen:
+		return fmt.Errorf("%w: order_id must have 1 to %d characters", ErrInvalid, MaxIDLen)
+	case e.UserID == "" || len(e.UserID) > MaxIDLen:
+		return fmt.Errorf("%w: user_id must have 1 to %d characters", ErrInvalid, MaxIDLen)
+	case len(e.Items) == 0 || len(e.Items) > MaxItems:
+		return fmt.Errorf("%w: must have 1 to %d items", ErrInvalid, MaxItems)
+	}
+	seen := make(map[string]bool, len(e.Items))
+	for i, it := range e.Items {
+		switch {
+		case it.SKU == "" || len(it.SKU) > MaxIDLen:
+			return fmt.Errorf("%w: items[%d].sku must have 1 to %d characters", ErrInvalid, i, MaxIDLen)
+		case seen[it.SKU]:
+			return fmt.Errorf("%w: items[%d].sku %q appears twice", ErrInvalid, i, it.SKU)
+		case it.Quantity < 1 || it.Quantity > MaxQuantity:
+			return fmt.Errorf("%w: items[%d].quantity must be 1 to %d", ErrInvalid, i, MaxQuantity)
+		}
+		seen[it.SKU] = true
+	}
+	return nil
+}

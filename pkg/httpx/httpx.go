@@ -1,0 +1,202 @@
+// Package httpx is the HTTP plumbing both services share: JSON in and out, the error envelope of
+// DESIGN.md ({"error":{"code","message","fields"}}), request IDs and access logs, health and
+// readiness handlers, and a server that shuts down gracefully.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// MaxBody is the largest request body either service reads.
+const MaxBody = 1 << 20
+
+// Error is an error with its HTTP answer. Handlers return it for anything the client can fix.
+type Error struct {
+	Status  int               `json:"-"`
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WriteJSON writes v with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing useful to do about it
+}
+
+// WriteError answers with the error envelope. An *Error is the client's; anything else is a bug
+// or an outage: it is logged (once, here) and answered 500 without internals.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var he *Error
+	if !errors.As(err, &he) {
+		log.ErrorContext(r.Context(), "request failed", "err", err, "method", r.Method, "path", r.URL.Path,
+			"request_id", middleware.GetReqID(r.Context()))
+		he = Errorf(http.StatusInternalServerError, "internal", "internal error; see the service log for request %s",
+			middleware.GetReqID(r.Context()))
+	}
+	WriteJSON(w, he.Status, map[string]*Error{"error": he})
+}
+
+// Decode reads one JSON object of at most MaxBody bytes into v, rejecting unknown fields, trailing
+// data and wrong types with a 400 that says what was wrong, and an oversized body with a 413.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeError(err)
+		}
+		return Errorf(http.StatusBadRequest, "malformed_json", "body must hold a single JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "body must be at most %d bytes", MaxBody)
+	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(http.StatusBadRequest, "malformed_json", "body is not valid JSON: %v", err)
+	case errors.Is(err, io.EOF):
+		return Errorf(http.StatusBadRequest, "malformed_json", "body is empty")
+	case errors.As(err, &typ):
+		e := Errorf(http.StatusBadRequest, "wrong_type", "%s must be %s, got %s", typ.Field, typ.Type, typ.Value)
+		e.Fields = map[string]string{typ.Field: "must be " + typ.Type.String()}
+		return e
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		e := Errorf(http.StatusBadRequest, "unknown_field", "unknown field %q", field)
+		e.Fields = map[string]string{field: "unknown field"}
+		return e
+	default:
+		return Errorf(http.StatusBadRequest, "malformed_json", "body is not valid JSON: %v", err)
+	}
+}
+
+// Middleware every service installs: request IDs (X-Request-Id, generated when absent), panic
+// recovery, and one access-log line per request.
+func Middleware(log *slog.Logger) []func(http.Handler) http.Handler {
+	return []func(http.Handler) http.Handler{
+		middleware.RequestID,
+		func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Request-Id", middleware.GetReqID(r.Context()))
+				next.ServeHTTP(w, r)
+			})
+		},
+		accessLog(log),
+		middleware.Recoverer,
+	}
+}
+
+func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			// Probes and scrapes would drown the log.
+			if strings.HasPrefix(r.URL.Path, "/healthz") || strings.HasPrefix(r.URL.Path, "/readyz") || r.URL.Path == "/metrics" {
+				return
+			}
+			log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", middleware.GetReqID(r.Context()))
+		})
+	}
+}
+
+// Healthz answers 200 while the process can serve HTTP at all.
+func Healthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// Check is one readiness dependency.
+type Check func(ctx context.Context) error
+
+// Readyz runs every check with a short timeout and answers 200 only if all pass, 503 otherwise,
+// naming what failed.
+func Readyz(checks map[string]Check) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, result := http.StatusOK, map[string]string{}
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				status, result[name] = http.StatusServiceUnavailable, err.Error()
+			} else {
+				result[name] = "ok"
+			}
+		}
+		WriteJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": result})
+	})
+}
+
+// NewServer is an http.Server with timeouts, so a slow client can't hold a connection for ever.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      60 * time.Second, // slow-local-tx demonstrations hold a request for seconds
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// Serve listens and serves until ctx is cancelled, then stops taking requests and waits up to
+// grace for in-flight ones. ready, if not nil, receives the bound address once listening.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+// Package mq holds the RocketMQ plumbing both services share: the name-server resolver, making
+// sure the topic exists before a producer or consumer relies on it, a readiness probe, and routing
+// the client library's own log into the service's slog logger.
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/admin"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/google/uuid"
+)
+
+// Resolver returns a fixed name-server list. Always pass one: the client's default resolver first
+// asks a remote HTTP endpoint for the name-server addresses.
+func Resolver(namesrv []string) primitive.NsResolver {
+	return primitive.NewPassthroughResolver(namesrv)
+}
+
+// InstanceName is unique per producer or consumer. The client library shares one internal client
+// (and one check-back handler) among everything created with the same instance name in a process;
+// the check-back handler then belongs to whichever was created first and transaction checks for
+// the others are dropped ("producer group is not equal").
+func InstanceName(prefix string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s@%d@%s", prefix, host, os.Getpid(), uuid.NewString()[:8])
+}
+
+// Admin checks and creates topics and answers readiness probes.
+type Admin struct {
+	adm admin.Admin
+}
+
+// NewAdmin connects an admin client to the name servers.
+func NewAdmin(namesrv []string) (*Admin, error) {
+	adm, err := admin.NewAdmin(admin.WithResolver(Resolver(namesrv)))
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq admin: %w", err)
+	}
+	return &Admin{adm: adm}, nil
+}
+
+// Close releases the admin client.
+func (a *Admin) Close() error { return a.adm.Close() }
+
+// Ping asks the name server for the topic's route (a network round trip every time). It fails when
+// the name server is down, or when no live broker serves the topic.
+func (a *Admin) Ping(ctx context.Context, topic string) error {
+	clusters, err := a.adm.FetchClusterList(topic)
+	if err != nil {
+		return fmt.Errorf("route of topic %s: %w", topic, err)
+	}
+	if len(clusters) == 0 {
+		return fmt.Errorf("route of topic %s: no broker", topic)
+	}
+	return nil
+}
+
+// ErrNoTopic means the topic does not exist and the service was not told where to create it.
+var ErrNoTopic = errors.New("topic does not exist")
+
+// EnsureTopic waits (bounded by ctx) until the name server knows a route for topic. If the topic
+// does not exist and broker is set, it creates it there with the given number of queues first.
+//
+// A push consumer refuses to start on a missing topic, and a transactional producer cannot
+// receive check-backs from a broker that has not seen its heartbeat, which it only sends to brokers
+// whose routes it knows: so both services settle the topic before anything else touches it.
+func (a *Admin) EnsureTopic(ctx context.Context, topic, broker string, queues int) error {
+	if a.Ping(ctx, topic) == nil {
+		return nil
+	}
+	if broker == "" {
+		return fmt.Errorf("%w: %s (create it, or set ROCKETMQ_BROKER_ADDR so the service can)", ErrNoTopic, topic)
+	}
+	// CreateTopic ignores the broker's answer, so success is only known once the route shows up.
+	if err := a.adm.CreateTopic(ctx, admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(broker),
+		admin.WithReadQueueNums(queues), admin.WithWriteQueueNums(queues)); err != nil {
+		return fmt.Errorf("create topic %s on %s: %w", topic, broker, err)
+	}
+	for {
+		err := a.Ping(ctx, topic)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s created on %s but no route after waiting: %w", topic, broker, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// RouteClientLogs sends the client library's log (logrus on stderr by default) to log, keeping
+// only warnings and errors: its info level prints several lines a second.
+func RouteClientLogs(log *slog.Logger) {
+	rlog.SetLogger(&rlogAdapter{log: log.With("component", "rocketmq-client")})
+}
+
+type rlogAdapter struct{ log *slog.Logger }
+
+func attrs(fields map[string]any) []any {
+	out := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+func (r *rlogAdapter) Debug(string, map[string]any) {}
+func (r *rlogAdapter) Info(string, map[string]any)  {}
+func (r *rlogAdapter) Warning(msg string, fields map[string]any) {
+	r.log.Warn(msg, attrs(fields)...)
+}
+
+func (r *rlogAdapter) Error(msg string, fields map[string]any) {
+	// The transactional producer logs this at error level for every local transaction that does
+	// not answer Commit, including deliberate Rollback and Unknown answers; the service logs those
+	// itself, with the order ID.
+	if msg == "executeLocalTransaction but state unexpected" {
+		return
+	}
+	r.log.Error(msg, attrs(fields)...)
+}
+func (r *rlogAdapter) Fatal(msg string, fields map[string]any) { r.log.Error(msg, attrs(fields)...) }
+func (r *rlogAdapter) Level(string)                            {}
+func (r *rlogAdapter) OutputPath(string) error                 { return nil }

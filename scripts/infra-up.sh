@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Starts the real servers the project needs, without Docker, as plain processes on loopback:
+#
+#   MariaDB             127.0.0.1:$MYSQL_PORT    databases orders, carts; TCP user $MYSQL_USER
+#   RocketMQ NameServer 127.0.0.1:$NAMESRV_PORT
+#   RocketMQ Broker     127.0.0.1:$BROKER_PORT   (config: scripts/rocketmq/broker.local.conf)
+#
+# Installs what is missing first (MariaDB, a JDK and Maven from Debian's packages; the RocketMQ jars
+# from Maven Central, cached under $INFRA_DIR/rocketmq-lib). Safe to run twice: a server that is
+# already up is re-used. Writes $INFRA_DIR/env with the addresses, for scripts and tests to source.
+#
+# Environment (all optional):
+#   INFRA_DIR     data, logs and pid files           (default: <repo>/.infra)
+#   MYSQL_PORT    (3306)   NAMESRV_PORT (9876)   BROKER_PORT (10911)
+#   MYSQL_USER    (rmqtx)  MYSQL_PASSWORD (rmqtx)
+#   JAVA_HOME     the JDK to run RocketMQ with       (default: Debian's OpenJDK 17)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+INFRA_DIR=${INFRA_DIR:-$ROOT/.infra}
+MYSQL_PORT=${MYSQL_PORT:-3306}
+NAMESRV_PORT=${NAMESRV_PORT:-9876}
+BROKER_PORT=${BROKER_PORT:-10911}
+MYSQL_USER=${MYSQL_USER:-rmqtx}
+MYSQL_PASSWORD=${MYSQL_PASSWORD:-rmqtx}
+ROCKETMQ_VERSION=$(sed -n 's:.*<rocketmq.version>\(.*\)</rocketmq.version>.*:\1:p' "$ROOT/scripts/rocketmq/pom.xml")
+
+mkdir -p "$INFRA_DIR"
+INFRA_DIR=$(cd "$INFRA_DIR" && pwd)
+
+log() { printf 'infra-up: %s\n' "$*" >&2; }
+fail() {
+  # fail <server> <message> [logfile]
+  printf 'infra-up: FAILED to start %s: %s\n' "$1" "$2" >&2
+  if [ -n "${3:-}" ] && [ -f "$3" ]; then
+    printf -- '--- last lines of %s ---\n' "$3" >&2
+    tail -n 40 "$3" >&2
+  fi
+  exit 1
+}
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- packages ------------------------------------------------------------------------------------
+apt_updated=no
+need_pkg() {
+  # need_pkg <command> <debian package...>
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "$1" ] && return 0
+  log "installing ${*:2} (for $1)"
+  if [ "$apt_updated" = no ]; then apt-get update -qq; apt_updated=yes; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${@:2}" >/dev/null
+}
+need_pkg mariadbd mariadb-server
+need_pkg mariadb mariadb-client
+need_pkg mvn maven
+
+# RocketMQ 5.3 is built and tested upstream on JDK 8; 17 works with the --add-opens below.
+if [ -z "${JAVA_HOME:-}" ]; then
+  JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+  [ -x "$JAVA_HOME/bin/java" ] || need_pkg "$JAVA_HOME/bin/java" openjdk-17-jdk-headless
+fi
+JAVA="$JAVA_HOME/bin/java"
+[ -x "$JAVA" ] || fail rocketmq "no java at $JAVA (set JAVA_HOME)"
+MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+
+# --- MariaDB -------------------------------------------------------------------------------------
+MY="$INFRA_DIR/mariadb"
+MY_PID="$MY/mariadbd.pid"
+MY_SOCK="$MY/mariadb.sock"
+MY_LOG="$MY/error.log"
+mysql_root() { mariadb --no-defaults --protocol=socket -S "$MY_SOCK" -uroot "$@"; }
+mysql_tcp() { mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" "$@"; }
+
+if alive "$MY_PID"; then
+  log "MariaDB already running (pid $(cat "$MY_PID"))"
+elif port_open "$MYSQL_PORT"; then
+  mysql_tcp -e 'SELECT 1' >/dev/null 2>&1 ||
+    fail mariadb "port $MYSQL_PORT is taken by something that does not accept $MYSQL_USER; set MYSQL_PORT"
+  log "re-using the MySQL server already listening on $MYSQL_PORT"
+else
+  mkdir -p "$MY"
+  if [ ! -d "$MY/data/mysql" ]; then
+    log "initialising MariaDB data in $MY/data"
+    mariadb-install-db --no-defaults --datadir="$MY/data" --user="$(id -un)" \
+      --auth-root-authentication-method=socket >"$MY/install.log" 2>&1 ||
+      fail mariadb "mariadb-install-db failed" "$MY/install.log"
+  fi
+  log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
+  # --user is only accepted (and needed) when running as root.
+  user_flag=()
+  [ "$(id -u)" = 0 ] && user_flag=(--user=root)
+  "$MARIADBD" --no-defaults "${user_flag[@]}" \
+    --datadir="$MY/data" --socket="$MY_SOCK" --pid-file="$MY/server.pid" \
+    --bind-address=127.0.0.1 --port="$MYSQL_PORT" --log-error="$MY_LOG" \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    --max-connections=500 --innodb-buffer-pool-size=256M \
+    --skip-name-resolve </dev/null >>"$MY/stdout.log" 2>&1 &
+  echo $! >"$MY_PID"
+  for _ in $(seq 1 60); do
+    mariadb-admin --no-defaults -S "$MY_SOCK" -uroot ping >/dev/null 2>&1 && break
+    alive "$MY_PID" || fail mariadb "mariadbd exited" "$MY_LOG"
+    sleep 0.5
+  done
+  mariadb-admin --no-defaults -S "$MY_SOCK" -uroot ping >/dev/null 2>&1 ||
+    fail mariadb "no answer to ping after 30 s" "$MY_LOG"
+  # The tests create a throwaway database each, so the test user may create databases.
+  mysql_root <<SQL || fail mariadb "could not create databases and user" "$MY_LOG"
+CREATE DATABASE IF NOT EXISTS orders;
+CREATE DATABASE IF NOT EXISTS carts;
+CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
+CREATE USER IF NOT EXISTS '$MYSQL_USER'@'localhost' IDENTIFIED BY '$MYSQL_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+fi
+mysql_tcp -e 'SELECT 1' >/dev/null 2>&1 || fail mariadb "user $MYSQL_USER cannot log in over TCP" "$MY_LOG"
+log "MariaDB ready"
+
+# --- RocketMQ jars -------------------------------------------------------------------------------
+LIB="$INFRA_DIR/rocketmq-$ROCKETMQ_VERSION/lib"
+if [ ! -f "$LIB/.complete" ]; then
+  log "fetching RocketMQ $ROCKETMQ_VERSION jars from Maven Central into $LIB"
+  mkdir -p "$LIB"
+  mvn -B -q -f "$ROOT/scripts/rocketmq/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DoutputDirectory="$LIB" -DincludeScope=runtime >"$INFRA_DIR/maven.log" 2>&1 ||
+    fail rocketmq "maven could not fetch the jars" "$INFRA_DIR/maven.log"
+  touch "$LIB/.complete"
+fi
+
+# Options shared by both JVMs. RocketMQ writes logs under ${user.home}/logs and reflects on JDK
+# internals that Java 17 closes by default.
+rmq_java() {
+  # rmq_java <home> <logback config> <heap flags> <main class> [args...]
+  local home=$1 logback=$2 heap=$3
+  shift 3
+  # exec: run in the background, $! is the JVM itself, so infra-down.sh can stop it by pid.
+  # shellcheck disable=SC2086
+  exec "$JAVA" $heap -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
+    --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED \
+    --add-exports java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
+    -Drocketmq.home.dir="$home" -Duser.home="$home" \
+    -Drmq.logback.configurationFile="$logback" \
+    -cp "$LIB/*" "$@"
+}
+wait_for_line() {
+  # wait_for_line <server> <pidfile> <logfile> <pattern> <seconds>
+  local deadline=$((SECONDS + $5))
+  while [ $SECONDS -lt $deadline ]; do
+    grep -q "$4" "$3" 2>/dev/null && return 0
+    alive "$2" || fail "$1" "process exited" "$3"
+    sleep 0.5
+  done
+  fail "$1" "no '$4' after $5 s" "$3"
+}
+
+# --- NameServer ----------------------------------------------------------------------------------
+NS="$INFRA_DIR/namesrv"
+NS_PID="$NS/namesrv.pid"
+if alive "$NS_PID"; then
+  log "NameServer already running (pid $(cat "$NS_PID"))"
+elif port_open "$NAMESRV_PORT"; then
+  log "re-using the NameServer already listening on $NAMESRV_PORT"
+else
+  mkdir -p "$NS"
+  printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$NAMESRV_PORT" >"$NS/namesrv.conf"
+  : >"$NS/stdout.log"
+  log "starting RocketMQ NameServer on 127.0.0.1:$NAMESRV_PORT"
+  rmq_java "$NS" rmq.namesrv.logback.xml '-Xms128m -Xmx256m' \
+    org.apache.rocketmq.namesrv.NamesrvStartup -c "$NS/namesrv.conf" </dev/null >>"$NS/stdout.log" 2>&1 &
+  echo $! >"$NS_PID"
+  wait_for_line namesrv "$NS_PID" "$NS/stdout.log" "The Name Server boot success" 90
+fi
+log "NameServer ready"
+
+# --- Broker --------------------------------------------------------------------------------------
+BR="$INFRA_DIR/broker"
+BR_PID="$BR/broker.pid"
+if alive "$BR_PID"; then
+  log "Broker already running (pid $(cat "$BR_PID"))"
+elif port_open "$BROKER_PORT"; then
+  log "re-using the Broker already listening on $BROKER_PORT"
+else
+  mkdir -p "$BR/store"
+  {
+    cat "$ROOT/scripts/rocketmq/broker.local.conf"
+    printf '\nnamesrvAddr=127.0.0.1:%s\nlistenPort=%s\nstorePathRootDir=%s\n' \
+      "$NAMESRV_PORT" "$BROKER_PORT" "$BR/store"
+  } >"$BR/broker.conf"
+  : >"$BR/stdout.log"
+  log "starting RocketMQ Broker on 127.0.0.1:$BROKER_PORT"
+  rmq_java "$BR" rmq.broker.logback.xml '-Xms256m -Xmx512m -Xmn128m -XX:MaxDirectMemorySize=512m' \
+    org.apache.rocketmq.broker.BrokerStartup -c "$BR/broker.conf" </dev/null >>"$BR/stdout.log" 2>&1 &
+  echo $! >"$BR_PID"
+  wait_for_line broker "$BR_PID" "$BR/stdout.log" "boot success" 120
+fi
+log "Broker ready"
+
+# --- what the tests and scripts read -------------------------------------------------------------
+cat >"$INFRA_DIR/env" <<EOF
+export TEST_MYSQL_DSN='$MYSQL_USER:$MYSQL_PASSWORD@tcp(127.0.0.1:$MYSQL_PORT)/'
+export TEST_ROCKETMQ_NAMESRV='127.0.0.1:$NAMESRV_PORT'
+export TEST_ROCKETMQ_BROKER='127.0.0.1:$BROKER_PORT'
+EOF
+log "all servers ready; addresses in $INFRA_DIR/env"
