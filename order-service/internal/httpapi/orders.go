@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"rmqtx/order-service/internal/order"
+	"rmqtx/pkg/httpx"
+)
+
+// listLimit caps GET /orders?user_id=.
+const listLimit = 100
+
+func handlePlace(log *slog.Logger, orders *order.Service, faults bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req order.Request
+		if err := httpx.Decode(w, r, &req); err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		fault, err := order.ParseFault(r.Header.Get("X-Fault"), faults)
+		if err != nil {
+			httpx.WriteError(w, r, log, toHTTP(err))
+			return
+		}
+		placed, err := orders.Place(r.Context(), req, r.Header.Get("Idempotency-Key"), fault)
+		if err != nil {
+			httpx.WriteError(w, r, log, toHTTP(err))
+			return
+		}
+		status := http.StatusCreated
+		if placed.Order.Status == order.StatusPending {
+			status = http.StatusAccepted
+		}
+		if placed.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		w.Header().Set("Location", "/orders/"+placed.Order.OrderID)
+		httpx.WriteJSON(w, status, map[string]order.Order{"order": placed.Order})
+	}
+}
+
+func handleGet(log *slog.Logger, orders *order.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		o, err := orders.Get(r.Context(), chi.URLParam(r, "id"))
+		if err != nil {
+			httpx.WriteError(w, r, log, toHTTP(err))
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]order.Order{"order": o})
+	}
+}
+
+func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		list, err := orders.List(r.Context(), r.URL.Query().Get("user_id"), listLimit)
+		if err != nil {
+			httpx.WriteError(w, r, log, toHTTP(err))
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string][]order.Order{"orders": list})
+	}
+}
+
+// toHTTP is the service's one mapping from errors to HTTP answers. Anything not listed is a 500.
+func toHTTP(err error) error {
+	var ve *order.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_order", Message: ve.Error(), Fields: ve.Fields}
+	case errors.Is(err, order.ErrIdempotencyConflict):
+		return httpx.Errorf(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was used with a different request")
+	case errors.Is(err, order.ErrBrokerUnavailable):
+		return httpx.Errorf(http.StatusServiceUnavailable, "broker_unavailable", "the message broker did not take the order; nothing was written, try again")
+	case errors.Is(err, order.ErrNotPlaced):
+		return httpx.Errorf(http.StatusInternalServerError, "order_not_placed", "the order could not be saved; nothing was written or sent, try again")
+	case errors.Is(err, order.ErrNotFound):
+		return httpx.Errorf(http.StatusNotFound, "order_not_found", "no such order")
+	case errors.Is(err, order.ErrRolledBack):
+		return httpx.Errorf(http.StatusNotFound, "order_rolled_back", "this order was not created: its transaction was rolled back")
+	default:
+		return err
+	}
+}

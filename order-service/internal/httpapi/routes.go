@@ -1,0 +1,36 @@
+// Package httpapi is order-service's REST API (DESIGN.md, REST contract).
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"rmqtx/order-service/internal/order"
+	"rmqtx/pkg/httpx"
+)
+
+// NewServer returns the service's HTTP handler. ready lists what /readyz checks.
+func NewServer(log *slog.Logger, orders *order.Service, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
+	r := chi.NewRouter()
+	r.Use(httpx.Middleware(log)...)
+
+	r.Post("/orders", handlePlace(log, orders, faults))
+	r.Get("/orders", handleList(log, orders))
+	r.Get("/orders/{id}", handleGet(log, orders))
+
+	r.Get("/healthz", httpx.Healthz().ServeHTTP)
+	r.Get("/readyz", httpx.Readyz(ready).ServeHTTP)
+	r.Get("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}).ServeHTTP)
+
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, log, httpx.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	return r
+}

@@ -1,0 +1,37 @@
+-- order-service schema, applied at every start (idempotent). Portable between MySQL 8.4 and
+-- MariaDB 10.11: plain InnoDB tables, DATETIME(6), no engine- or version-only syntax.
+-- Statements end with a semicolon at the end of a line (mysqldb.ApplySchema splits there).
+
+-- An order exists if and only if its local transaction committed.
+CREATE TABLE IF NOT EXISTS orders (
+  order_id        VARCHAR(64)  NOT NULL,
+  user_id         VARCHAR(64)  NOT NULL,
+  total_cents     BIGINT       NOT NULL,
+  -- Idempotency-Key of the request that created it, if any. The unique key makes two concurrent
+  -- requests with the same key race on the database, where exactly one wins. NULLs do not collide.
+  idempotency_key VARCHAR(64)  NULL,
+  request_hash    CHAR(64)     NULL,
+  created_at      DATETIME(6)  NOT NULL,
+  PRIMARY KEY (order_id),
+  UNIQUE KEY uk_orders_idempotency (user_id, idempotency_key),
+  KEY idx_orders_user_created (user_id, created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS order_items (
+  order_id         VARCHAR(64) NOT NULL,
+  sku              VARCHAR(64) NOT NULL,
+  quantity         INT         NOT NULL,
+  unit_price_cents BIGINT      NOT NULL,
+  PRIMARY KEY (order_id, sku)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- The transaction barrier: one row per order ID, written by whichever comes first, the local
+-- transaction (outcome 'committed', in the same transaction as the order) or the broker's
+-- check-back (outcome 'rolled_back', with INSERT IGNORE). The primary key decides the race.
+CREATE TABLE IF NOT EXISTS tx_log (
+  order_id   VARCHAR(64) NOT NULL,
+  outcome    VARCHAR(16) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (order_id),
+  CONSTRAINT chk_tx_log_outcome CHECK (outcome IN ('committed', 'rolled_back'))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
