@@ -149,8 +149,8 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 
 	// Step 2: send the half message. Step 3 (ExecuteLocalTransaction) runs inside this call.
 	s.inflight.Store(at.row.OrderID, at)
+	defer s.inflight.Delete(at.row.OrderID)
 	res, err := s.producer.SendMessageInTransaction(ctx, msg)
-	s.inflight.Delete(at.row.OrderID)
 	if err != nil {
 		// The broker did not confirm the half message, so the local transaction never ran. If the
 		// broker did store it after all (a timeout), its check-back finds no tx_log row, claims

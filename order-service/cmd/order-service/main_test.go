@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"rmqtx/pkg/testenv"
+)
+
+func TestRunRejectsBadConfigWithOneLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"ROCKETMQ_NAMESRV": "127.0.0.1:9876"}, "MYSQL_DSN is required"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders"}, "ROCKETMQ_NAMESRV is required"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "LOCAL_TX_TIMEOUT": "soon"}, "LOCAL_TX_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		err := run(context.Background(), func(k string) string { return tt.env[k] }, &out)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run with %v: err = %v, want one line containing %q", tt.env, err, tt.want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The real wiring starts against the real servers, becomes ready, and stops cleanly when its
+// context ends (as on SIGTERM).
+func TestRunStartsAndShutsDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{
+		"HTTP_ADDR":            addr,
+		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       testenv.Unique("main"),
+		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
+
+	testenv.Eventually(t, 60*time.Second, "readyz 200", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	resp, err := http.Post(fmt.Sprintf("http://%s/orders", addr), "application/json",
+		strings.NewReader(`{"user_id":"u1","items":[{"sku":"A","quantity":1,"unit_price_cents":100}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("POST /orders = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown; log:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return within 30 s of shutdown")
+	}
+	if !strings.Contains(out.String(), `"msg":"shutting down"`) {
+		t.Fatalf("no shutdown line in log:\n%s", out.String())
+	}
+}
