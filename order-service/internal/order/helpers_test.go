@@ -21,7 +21,7 @@ import (
 // message and calls ExecuteLocalTransaction on the caller's goroutine, like the real one.
 type fakeProducer struct {
 	listener primitive.TransactionListener
-	sendErr  error              // the half message is refused
+	sendErr  error                // the half message is refused
 	status   primitive.SendStatus // the broker answers with this (SendOK unless set)
 
 	mu      sync.Mutex
