@@ -343,3 +343,22 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 		t.Fatalf("commits = %d of %d half messages, want exactly 1", commits, len(answers))
 	}
 }
+
+// IDs are case-sensitive end to end: validation, the database and the cart agree that "a" and
+// "A" are two SKUs, and two keys differing in case are two keys.
+func TestIDsAreCaseSensitive(t *testing.T) {
+	t.Parallel()
+	svc, _, _, _ := testService(t, false)
+	req := Request{UserID: "u1", Items: []RequestItem{{SKU: "a", Quantity: 1}, {SKU: "A", Quantity: 2}}}
+	placed, err := svc.Place(context.Background(), req, "key", Fault{})
+	if err != nil {
+		t.Fatalf("order with SKUs a and A: %v", err)
+	}
+	if len(placed.Order.Items) != 2 {
+		t.Fatalf("items = %+v", placed.Order.Items)
+	}
+	other, err := svc.Place(context.Background(), validRequest("u1"), "KEY", Fault{})
+	if err != nil || other.Replayed {
+		t.Fatalf("key KEY after key: %+v, %v; want a new order", other, err)
+	}
+}

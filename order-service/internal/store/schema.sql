@@ -1,6 +1,9 @@
 -- order-service schema, applied at every start (idempotent). Portable between MySQL 8.4 and
 -- MariaDB 10.11: plain InnoDB tables, DATETIME(6), no engine- or version-only syntax.
 -- Statements end with a semicolon at the end of a line (mysqldb.ApplySchema splits there).
+-- Text compares byte for byte (utf8mb4_bin): under the servers' default case-insensitive
+-- collations, SKUs 'a' and 'A' of one order would collide on order_items' primary key, and two
+-- Idempotency-Keys differing only in case would count as one.
 
 -- An order exists if and only if its local transaction committed.
 CREATE TABLE IF NOT EXISTS orders (
@@ -15,7 +18,7 @@ CREATE TABLE IF NOT EXISTS orders (
   PRIMARY KEY (order_id),
   UNIQUE KEY uk_orders_idempotency (user_id, idempotency_key),
   KEY idx_orders_user_created (user_id, created_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS order_items (
   order_id         VARCHAR(64) NOT NULL,
@@ -23,7 +26,7 @@ CREATE TABLE IF NOT EXISTS order_items (
   quantity         INT         NOT NULL,
   unit_price_cents BIGINT      NOT NULL,
   PRIMARY KEY (order_id, sku)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- The transaction barrier: one row per order ID, written by whichever comes first, the local
 -- transaction (outcome 'committed', in the same transaction as the order) or the broker's
@@ -34,4 +37,4 @@ CREATE TABLE IF NOT EXISTS tx_log (
   created_at DATETIME(6) NOT NULL,
   PRIMARY KEY (order_id),
   CONSTRAINT chk_tx_log_outcome CHECK (outcome IN ('committed', 'rolled_back'))
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
