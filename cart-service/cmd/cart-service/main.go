@@ -1,0 +1,162 @@
+// Command cart-service keeps users' carts and takes ordered items off them when it hears, through
+// RocketMQ, that an order was created (see internal/cart/order_created.go).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"rmqtx/cart-service/internal/cart"
+	"rmqtx/cart-service/internal/httpapi"
+	"rmqtx/cart-service/internal/store"
+	"rmqtx/pkg/config"
+	"rmqtx/pkg/events"
+	"rmqtx/pkg/httpx"
+	"rmqtx/pkg/mq"
+	"rmqtx/pkg/mysqldb"
+)
+
+func main() {
+	if err := run(context.Background(), os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "cart-service:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole service. It returns when ctx is cancelled or SIGTERM/SIGINT arrives (nil after
+// a clean shutdown), or when start-up fails. Once the HTTP server listens it logs "listening" with
+// the bound address, which is how tests started with HTTP_ADDR=127.0.0.1:0 find it.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	// Configuration: a bad or missing setting stops the service here, naming the setting, before
+	// any server is contacted.
+	env := config.NewEnv(getenv)
+	cfg := env.Common(":8082", events.DefaultTopic, "cart-service")
+	// At least one retry, or cart-fail-once (and every database blip) would go straight to the
+	// dead-letter topic.
+	maxReconsume := env.Int("MAX_RECONSUME", 5, 1, 32)
+	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
+	if err := env.Err(); err != nil {
+		return err
+	}
+
+	// Logging: JSON lines with stable keys; the RocketMQ client's own log goes through it too.
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "cart-service")
+	mq.RouteClientLogs(log)
+	// Signals cancel ctx from here on, so a SIGTERM during a slow start-up stops it too.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	// Database: waits a bounded time for MySQL, then applies the schema.
+	db, err := mysqldb.Open(ctx, cfg.MySQLDSN, store.Schema, mysqldb.Options{}, log)
+	if err != nil {
+		return err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("mysql handle: %w", err)
+	}
+	defer sqlDB.Close()
+	carts := store.New(db)
+
+	// Topic: the push consumer refuses to start on a topic that does not exist.
+	adm, err := mq.NewAdmin(cfg.Namesrv)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = adm.EnsureTopic(topicCtx, cfg.Topic, cfg.Broker, 4)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	// Metrics: the service's own registry, served on /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := cart.NewMetrics(reg, carts.CountRejections)
+	if err != nil {
+		return err
+	}
+
+	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
+	handler := cart.NewHandler(carts, metrics, log, cart.Options{Faults: cfg.Faults})
+	c, err := startConsumer(cfg, maxReconsume, handler)
+	if err != nil {
+		return err
+	}
+	var consuming atomic.Bool
+	consuming.Store(true)
+	defer func() {
+		// After HTTP has stopped and before the database closes: a delivery still being
+		// applied needs the database, and one cut short is not acknowledged, so it comes again.
+		consuming.Store(false)
+		if err := c.Shutdown(); err != nil {
+			log.Warn("consumer shutdown", "err", err)
+		}
+	}()
+
+	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight ones finish. The
+	// deferred calls above then shut down the consumer and close the database, in that order.
+	api := httpapi.NewServer(log, carts, reg, map[string]httpx.Check{
+		"mysql": carts.Ping,
+		"consumer": func(context.Context) error {
+			if !consuming.Load() {
+				return errors.New("not running")
+			}
+			return nil
+		},
+		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+	})
+	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
+		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
+			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults)
+	})
+	log.Info("shutting down")
+	return err
+}
+
+// startConsumer subscribes the handler to OrderCreated events of the topic and starts consuming.
+func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocketmq.PushConsumer, error) {
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		consumer.WithGroupName(cfg.Group),
+		// Its own instance name: the client library shares one internal client among everything
+		// in the process with the same name.
+		consumer.WithInstance(mq.InstanceName("cart")),
+		// Where a consumer group that has never consumed starts. From the first offset, because
+		// events committed before the group existed (cart-service deployed after order-service,
+		// or its group renamed) must still be applied; starting from the last offset would skip
+		// them for ever. Re-applying is harmless: processed_orders turns it into a no-op. A group
+		// with a committed offset resumes from it whatever this says.
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		// After this many failed deliveries the broker moves the message to %DLQ%<group>.
+		consumer.WithMaxReconsumeTimes(int32(maxReconsume)),
+		// One message per callback: the result acknowledges or retries exactly that message.
+		consumer.WithConsumeMessageBatchMaxSize(1),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq consumer: %w", err)
+	}
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: events.TagOrderCreated}
+	if err := c.Subscribe(cfg.Topic, selector, h.Consume); err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", cfg.Topic, err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("start rocketmq consumer (group %s, topic %s): %w", cfg.Group, cfg.Topic, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,268 @@
+// Package cart applies OrderCreated events to carts: the consuming half of the distributed
+// transaction (DESIGN.md, step 6), and the twin of order-service's place.go.
+//
+// RocketMQ delivers a message at least once. order-service made sure the event exists if and only
+// if the order does; this consumer must turn "at least once" into "exactly once in effect". Each
+// step of Handler.Consume is there because the simpler version breaks:
+//
+//  1. Deduplicate by the order ID, not by the broker's message ID. The same event can reach the
+//     consumer under another message ID: the broker re-puts a half message each time it checks it
+//     back, a retried delivery can come back as a new message through the group's retry topic, and
+//     a producer may send the event again. A table of seen message IDs lets those through twice.
+//     The order ID is the same every time, so it is the key.
+//
+//  2. Check and mark in the same transaction as the effect, with a primary key doing both: the
+//     INSERT into processed_orders. "SELECT, then apply" lets two concurrent deliveries both see
+//     "not yet"; "apply, then mark" in two transactions applies twice if the process dies in
+//     between. An INSERT on the primary key makes a concurrent twin wait for the first transaction
+//     and then fail on the duplicate key; a duplicate means "already applied", so acknowledge
+//     without touching the cart.
+//
+//  3. Decrement, don't delete. Removing the ordered SKUs from the cart would also wipe what the
+//     user put back in after ordering; taking off the ordered quantities (and removing lines that
+//     reach zero) leaves those. It is also why idempotency visibly matters: applying an order twice
+//     takes twice as much.
+//
+//  4. Acknowledge only after the commit. Returning ConsumeSuccess first (or committing in the
+//     background) loses the effect when the process dies in between: the broker has moved on. The
+//     other way round is safe: dying after the commit and before the acknowledgement means a
+//     redelivery, which step 2 turns into a no-op. (The cart-crash-after-commit fault shows it.)
+//
+//  5. Don't retry poison. An undecodable or invalid event will be just as invalid on its sixteenth
+//     delivery; retrying it for ever blocks the queue (and in orderly consumption, everything behind
+//     it). It is recorded in rejected_messages with the reason and acknowledged.
+//
+//  6. Do retry what is transient. A database error answers ConsumeRetryLater and the broker
+//     delivers the message again after a delay; after the configured number of attempts it moves it
+//     to the dead-letter topic %DLQ%<group>, where an operator can look at it. A COMMIT whose
+//     outcome is unknown (the connection dropped) is retried too: if it did commit, the redelivery
+//     hits the primary key of step 2.
+package cart
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"rmqtx/cart-service/internal/store"
+	"rmqtx/pkg/events"
+	"rmqtx/pkg/mysqldb"
+)
+
+// Fault points this consumer honours when fault injection is on (DESIGN.md). order-service puts
+// them on the message as the property events.PropertyFault.
+const (
+	// FaultFailOnce fails the first delivery with a retry.
+	FaultFailOnce = "cart-fail-once"
+	// FaultCrashAfterCommit kills the process after the cart commit and before the
+	// acknowledgement, on the delivery that applied the order.
+	FaultCrashAfterCommit = "cart-crash-after-commit"
+)
+
+// applyTimeout bounds one delivery's database work. The client library hands the callback a
+// context without a deadline; a hung connection must become a retry, not a stuck queue.
+const applyTimeout = 30 * time.Second
+
+// Options are the Handler's optional settings.
+type Options struct {
+	// Faults honours the fault points above (FAULT_INJECTION=on). Off, they are ignored.
+	Faults bool
+	// Crash is what FaultCrashAfterCommit calls; nil means KillSelf. Tests pass a recorder, so the
+	// test binary survives.
+	Crash func()
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler applies OrderCreated messages to carts. Its Consume method is the push consumer's
+// callback.
+type Handler struct {
+	store   *store.Store
+	metrics *Metrics
+	log     *slog.Logger
+	faults  bool
+	crash   func()
+	now     func() time.Time
+}
+
+// NewHandler builds the consumer callback.
+func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, opts Options) *Handler {
+	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now}
+	if h.crash == nil {
+		h.crash = KillSelf
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// KillSelf ends the process the way kill -9 does: no deferred calls, no acknowledgement, no
+// graceful shutdown.
+func KillSelf() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way; never return to acknowledge
+}
+
+// Consume handles one batch of messages (one message with the default batch size).
+//
+// The Go client does not support acknowledging part of a batch: ConsumeRetryLater sends every
+// message of the batch back. That is safe here, because the ones already applied come back as
+// duplicates (step 2); so each message is handled, and the batch is retried if any one needs it.
+func (h *Handler) Consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	result := consumer.ConsumeSuccess
+	var reconsumed int32 = -1
+	for _, msg := range msgs {
+		if h.handle(ctx, msg) == OutcomeRetried {
+			result = consumer.ConsumeRetryLater
+			if reconsumed < 0 || msg.ReconsumeTimes < reconsumed {
+				reconsumed = msg.ReconsumeTimes
+			}
+		}
+	}
+	if result == consumer.ConsumeRetryLater {
+		setRetryDelay(ctx, reconsumed)
+	}
+	// A nil error: the outcome has been logged, with the order ID, in handle.
+	return result, nil
+}
+
+// setRetryDelay asks the broker to deliver the message again after delay level 1 on the first
+// retry, 2 on the second, and so on. Without it the broker picks level 3 + retries, which is 10 s
+// for the first retry with the default levels ("1s 5s 10s 30s 1m 2m ..."): a database blip would
+// hold an order back for 10 s. Growing levels keep a longer outage from using up all retries
+// within seconds and sending good messages to the dead-letter topic. The durations are the
+// broker's messageDelayLevel setting (the local test broker makes them all short).
+func setRetryDelay(ctx context.Context, reconsumeTimes int32) {
+	cc, ok := primitive.GetConcurrentlyCtx(ctx)
+	if !ok {
+		return
+	}
+	cc.DelayLevelWhenNextConsume = min(int(reconsumeTimes)+1, 18) // 18 levels exist
+}
+
+// handle applies one message and says what happened to it.
+func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcome string) {
+	log := h.log.With("msg_id", msg.MsgId, "msg_key", msg.GetKeys(), "reconsume_times", msg.ReconsumeTimes)
+	defer func() {
+		// The client library recovers a panicking callback but then neither acknowledges nor
+		// retries the message, which stalls its queue. A panic here is a bug: retry, and say so.
+		if p := recover(); p != nil {
+			log.Error("panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
+			outcome = OutcomeRetried
+		}
+		h.metrics.Messages(outcome).Inc()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+
+	// Decode and validate. What fails here fails on every delivery: record it and acknowledge.
+	ev, err := events.Decode(msg.Body)
+	if err != nil {
+		return h.reject(ctx, log, msg, err)
+	}
+	log = log.With("order_id", ev.OrderID, "user_id", ev.UserID)
+
+	fault := h.fault(log, msg)
+	if fault == FaultFailOnce && msg.ReconsumeTimes == 0 {
+		log.Warn("fault injection: failing the first delivery", "fault", fault)
+		return OutcomeRetried
+	}
+
+	// One transaction: the processed_orders insert decides whether this delivery applies the
+	// order; the decrement commits with it or not at all.
+	appliedAt := h.now()
+	err = h.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.InsertProcessedOrder(ctx, store.ProcessedOrder{
+			OrderID: ev.OrderID, UserID: ev.UserID, OrderCreatedAt: createdAt(ev), AppliedAt: appliedAt,
+		}); err != nil {
+			return err
+		}
+		return tx.DecrementLines(ctx, ev.UserID, orderedLines(ev), appliedAt)
+	})
+	switch {
+	case errors.Is(err, store.ErrAlreadyProcessed):
+		log.Info("order already applied; acknowledging without touching the cart")
+		return OutcomeDuplicate
+	case errors.Is(err, mysqldb.ErrCommitUnknown):
+		log.Warn("cart commit outcome unknown; retrying, the redelivery will find out", "err", err)
+		return OutcomeRetried
+	case err != nil:
+		log.Warn("applying the order failed; retrying", "err", err)
+		return OutcomeRetried
+	}
+
+	lag := appliedAt.Sub(ev.CreatedAt)
+	if createdAt(ev) != nil && lag >= 0 { // clocks of two machines may disagree
+		h.metrics.observeOrderToCart(lag)
+	}
+	log.Info("order applied to cart", "items", len(ev.Items), "order_to_cart_ms", lag.Milliseconds())
+
+	if fault == FaultCrashAfterCommit {
+		// Only a delivery that applied the order gets here; a redelivery after the crash returns
+		// above as a duplicate, so the service crashes once and then recovers.
+		log.Warn("fault injection: crashing after the cart commit, before acknowledging", "fault", fault)
+		h.crash()
+	}
+	return OutcomeApplied
+}
+
+// reject records a message that can never be applied. If even that fails (the database is down),
+// the message is retried rather than lost without a trace.
+func (h *Handler) reject(ctx context.Context, log *slog.Logger, msg *primitive.MessageExt, reason error) string {
+	body := msg.Body
+	if len(body) > store.MaxSnippet {
+		body = body[:store.MaxSnippet]
+	}
+	err := h.store.RecordRejection(ctx, store.RejectedMessage{
+		MsgID:       msg.MsgId,
+		MsgKey:      msg.GetKeys(),
+		Reason:      reason.Error(),
+		BodySnippet: string(body),
+		RejectedAt:  h.now(),
+	})
+	if err != nil {
+		log.Warn("recording a rejected message failed; retrying", "reason", reason, "err", err)
+		return OutcomeRetried
+	}
+	log.Error("rejected a message that can never be applied; recorded and acknowledged", "reason", reason)
+	return OutcomeRejected
+}
+
+// fault returns the message's fault point if fault injection is on.
+func (h *Handler) fault(log *slog.Logger, msg *primitive.MessageExt) string {
+	f := msg.GetProperty(events.PropertyFault)
+	if f == "" || !h.faults {
+		return ""
+	}
+	if f != FaultFailOnce && f != FaultCrashAfterCommit {
+		log.Warn("ignoring an unknown fault point", "fault", f)
+		return ""
+	}
+	return f
+}
+
+// createdAt is the event's creation time for processed_orders, or nil when the event carries none
+// (or one a DATETIME column cannot hold): the order exists all the same, so the event is applied.
+func createdAt(ev events.OrderCreated) *time.Time {
+	if ev.CreatedAt.Year() < 1970 || ev.CreatedAt.Year() > 9999 {
+		return nil
+	}
+	t := ev.CreatedAt
+	return &t
+}
+
+func orderedLines(ev events.OrderCreated) []store.Line {
+	lines := make([]store.Line, len(ev.Items))
+	for i, it := range ev.Items {
+		lines[i] = store.Line{SKU: it.SKU, Quantity: it.Quantity}
+	}
+	return lines
+}

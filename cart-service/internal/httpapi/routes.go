@@ -1,0 +1,25 @@
+package httpapi
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"rmqtx/cart-service/internal/store"
+	"rmqtx/pkg/httpx"
+)
+
+// addRoutes is the whole API of cart-service.
+func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, metrics prometheus.Gatherer, ready map[string]httpx.Check, now func() time.Time) {
+	r.Method("GET", "/carts/{user_id}", handleGetCart(log, st))
+	r.Method("PUT", "/carts/{user_id}/items/{sku}", handlePutItem(log, st, now))
+	r.Method("DELETE", "/carts/{user_id}/items/{sku}", handleDeleteItem(log, st))
+	r.Method("GET", "/carts/{user_id}/orders/{order_id}", handleGetAppliedOrder(log, st))
+
+	r.Method("GET", "/healthz", httpx.Healthz())
+	r.Method("GET", "/readyz", httpx.Readyz(ready))
+	r.Method("GET", "/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,39 @@
+-- cart-service schema. Applied at every start by mysqldb.ApplySchema, so every statement must be
+-- idempotent; statements end with a semicolon at the end of a line. Portable to MySQL 8.4 and
+-- MariaDB 10.11: plain InnoDB tables, DATETIME(6), nothing engine- or version-specific.
+--
+-- Every table compares text byte for byte (utf8mb4_bin): with the servers' default
+-- case-insensitive collations, SKU 'a-1' and 'A-1' would be one cart line, and order 'O1' a
+-- duplicate of order 'o1'.
+
+-- One line of a user's cart. A line exists only while its quantity is above zero.
+CREATE TABLE IF NOT EXISTS cart_items (
+    user_id    VARCHAR(64) NOT NULL,
+    sku        VARCHAR(64) NOT NULL,
+    quantity   INT         NOT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (user_id, sku)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Orders whose OrderCreated event has been applied to a cart. The primary key is the lesson: it
+-- is the business deduplication key. A redelivered event (same order ID, whatever its broker
+-- message ID) fails to insert here, and the cart is left alone.
+CREATE TABLE IF NOT EXISTS processed_orders (
+    order_id         VARCHAR(64) NOT NULL,
+    user_id          VARCHAR(64) NOT NULL,
+    order_created_at DATETIME(6) NULL, -- the event's created_at; NULL if it carried none
+    applied_at       DATETIME(6) NOT NULL,
+    PRIMARY KEY (order_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Messages that can never be applied (undecodable or invalid events). They are recorded here and
+-- acknowledged, so they neither block the queue nor vanish without a trace.
+CREATE TABLE IF NOT EXISTS rejected_messages (
+    id           BIGINT       NOT NULL AUTO_INCREMENT,
+    msg_id       VARCHAR(128) NOT NULL,
+    msg_key      VARCHAR(255) NOT NULL,
+    reason       TEXT         NOT NULL,
+    body_snippet TEXT         NOT NULL,
+    rejected_at  DATETIME(6)  NOT NULL,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -1,0 +1,226 @@
+// Package store is cart-service's database: carts, the orders already applied to them, and the
+// messages rejected as poison. The schema is explicit SQL (schema.sql) because its primary keys
+// carry the correctness of the service; the queries are small and each says what it does.
+package store
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"rmqtx/pkg/mysqldb"
+)
+
+// Schema is applied at start by mysqldb.Open; every statement in it is idempotent.
+//
+//go:embed schema.sql
+var Schema string
+
+var (
+	// ErrAlreadyProcessed means the order's event has been applied before: its order ID is in
+	// processed_orders.
+	ErrAlreadyProcessed = errors.New("order already applied to the cart")
+	// ErrNotFound means the row asked for does not exist.
+	ErrNotFound = errors.New("not found")
+)
+
+// CartItem is one row of cart_items.
+type CartItem struct {
+	UserID    string `gorm:"primaryKey"`
+	SKU       string `gorm:"column:sku;primaryKey"`
+	Quantity  int
+	UpdatedAt time.Time
+}
+
+// ProcessedOrder is one row of processed_orders.
+type ProcessedOrder struct {
+	OrderID        string `gorm:"primaryKey"`
+	UserID         string
+	OrderCreatedAt *time.Time // nil when the event carried no usable creation time
+	AppliedAt      time.Time
+}
+
+// RejectedMessage is one row of rejected_messages.
+type RejectedMessage struct {
+	ID          int64 `gorm:"primaryKey"`
+	MsgID       string
+	MsgKey      string
+	Reason      string
+	BodySnippet string
+	RejectedAt  time.Time
+}
+
+// Line is a quantity of one SKU, as ordered or as decremented.
+type Line struct {
+	SKU      string
+	Quantity int
+}
+
+// Store runs cart-service's queries on a database handle, or on a transaction inside InTx.
+type Store struct {
+	db *gorm.DB
+}
+
+// New wraps an open database (mysqldb.Open with Schema).
+func New(db *gorm.DB) *Store { return &Store{db: db} }
+
+// Ping checks that the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("mysql handle: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping mysql: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in one transaction; the Store handed to fn runs every query inside it. An error
+// from fn rolls back and is returned as is; an error from COMMIT wraps mysqldb.ErrCommitUnknown.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return mysqldb.InTx(ctx, s.db, func(tx *gorm.DB) error { return fn(&Store{db: tx}) })
+}
+
+// Cart returns a user's cart lines ordered by SKU; an empty cart is an empty slice.
+func (s *Store) Cart(ctx context.Context, userID string) ([]CartItem, error) {
+	items := []CartItem{}
+	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("sku").Find(&items).Error
+	if err != nil {
+		return nil, fmt.Errorf("read cart of %s: %w", userID, err)
+	}
+	return items, nil
+}
+
+// SetLine sets the quantity of one cart line, creating it if needed; a quantity of 0 or less
+// removes the line, so that no line ever stores a quantity of zero.
+func (s *Store) SetLine(ctx context.Context, userID, sku string, quantity int, now time.Time) error {
+	if quantity <= 0 {
+		return s.DeleteLine(ctx, userID, sku)
+	}
+	// Explicit values in the UPDATE part rather than VALUES(quantity), which MySQL 8 deprecates
+	// and whose replacement (row aliases) MariaDB does not understand.
+	err := s.db.WithContext(ctx).Exec(
+		`INSERT INTO cart_items (user_id, sku, quantity, updated_at) VALUES (?, ?, ?, ?)
+		 ON DUPLICATE KEY UPDATE quantity = ?, updated_at = ?`,
+		userID, sku, quantity, now, quantity, now).Error
+	if err != nil {
+		return fmt.Errorf("set cart line %s/%s: %w", userID, sku, err)
+	}
+	return nil
+}
+
+// DeleteLine removes one cart line. Removing a line that is not there is not an error.
+func (s *Store) DeleteLine(ctx context.Context, userID, sku string) error {
+	err := s.db.WithContext(ctx).Where("user_id = ? AND sku = ?", userID, sku).Delete(&CartItem{}).Error
+	if err != nil {
+		return fmt.Errorf("delete cart line %s/%s: %w", userID, sku, err)
+	}
+	return nil
+}
+
+// InsertProcessedOrder records that an order has been applied. If the order ID is already there
+// it returns ErrAlreadyProcessed; inside a transaction, a concurrent insert of the same ID waits
+// for the other transaction and then fails the same way if that one commits.
+func (s *Store) InsertProcessedOrder(ctx context.Context, p ProcessedOrder) error {
+	err := s.db.WithContext(ctx).Create(&p).Error
+	if mysqldb.IsDuplicateKey(err, "PRIMARY") {
+		return fmt.Errorf("order %s: %w", p.OrderID, ErrAlreadyProcessed)
+	}
+	if err != nil {
+		return fmt.Errorf("insert processed order %s: %w", p.OrderID, err)
+	}
+	return nil
+}
+
+// ProcessedOrder returns the processed_orders row of a user's order, or ErrNotFound.
+func (s *Store) ProcessedOrder(ctx context.Context, userID, orderID string) (ProcessedOrder, error) {
+	var p ProcessedOrder
+	err := s.db.WithContext(ctx).Where("order_id = ? AND user_id = ?", orderID, userID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ProcessedOrder{}, fmt.Errorf("processed order %s of %s: %w", orderID, userID, ErrNotFound)
+	}
+	if err != nil {
+		return ProcessedOrder{}, fmt.Errorf("read processed order %s: %w", orderID, err)
+	}
+	return p, nil
+}
+
+// DecrementLines takes each line's quantity off the user's cart and removes the lines that reach
+// zero or less. SKUs that are not in the cart are skipped: the user may have removed them after
+// ordering. It decrements rather than deletes, so items added after the order survive.
+//
+// Lines are updated in SKU order so that two transactions decrementing the same cart lock its rows
+// in the same order and cannot deadlock on each other.
+func (s *Store) DecrementLines(ctx context.Context, userID string, lines []Line, now time.Time) error {
+	sorted := slices.Clone(lines)
+	slices.SortFunc(sorted, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
+	db := s.db.WithContext(ctx)
+	for _, l := range sorted {
+		err := db.Exec(`UPDATE cart_items SET quantity = quantity - ?, updated_at = ? WHERE user_id = ? AND sku = ?`,
+			l.Quantity, now, userID, l.SKU).Error
+		if err != nil {
+			return fmt.Errorf("decrement cart line %s/%s: %w", userID, l.SKU, err)
+		}
+	}
+	if err := db.Where("user_id = ? AND quantity <= 0", userID).Delete(&CartItem{}).Error; err != nil {
+		return fmt.Errorf("remove emptied cart lines of %s: %w", userID, err)
+	}
+	return nil
+}
+
+// Column limits of rejected_messages; a poison message can carry anything, so its fields are cut
+// to fit instead of making the insert fail (which would turn the poison message into a retry loop).
+const (
+	maxMsgIDLen  = 128
+	maxMsgKeyLen = 255
+	// MaxSnippet is how much of a rejected body is kept: enough to recognise it.
+	MaxSnippet = 1024
+)
+
+// RecordRejection stores a message that can never be applied.
+func (s *Store) RecordRejection(ctx context.Context, r RejectedMessage) error {
+	r.MsgID = truncate(r.MsgID, maxMsgIDLen)
+	r.MsgKey = truncate(r.MsgKey, maxMsgKeyLen)
+	r.BodySnippet = truncate(r.BodySnippet, MaxSnippet)
+	r.Reason = strings.ToValidUTF8(r.Reason, "\uFFFD")
+	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
+		return fmt.Errorf("record rejected message %s: %w", r.MsgID, err)
+	}
+	return nil
+}
+
+// CountRejections is the number of rows in rejected_messages.
+func (s *Store) CountRejections(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&RejectedMessage{}).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count rejected messages: %w", err)
+	}
+	return n, nil
+}
+
+// Rejections returns the recorded rejections, oldest first.
+func (s *Store) Rejections(ctx context.Context) ([]RejectedMessage, error) {
+	var rs []RejectedMessage
+	if err := s.db.WithContext(ctx).Order("id").Find(&rs).Error; err != nil {
+		return nil, fmt.Errorf("read rejected messages: %w", err)
+	}
+	return rs, nil
+}
+
+// truncate cuts s to at most n characters and replaces invalid UTF-8, which a utf8mb4 column
+// would refuse.
+func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
