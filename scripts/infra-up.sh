@@ -14,6 +14,7 @@
 #   MYSQL_PORT    (3306)   NAMESRV_PORT (9876)   BROKER_PORT (10911)
 #   MYSQL_USER    (rmqtx)  MYSQL_PASSWORD (rmqtx)
 #   JAVA_HOME     the JDK to run RocketMQ with       (default: Debian's OpenJDK 17)
+#   JAR_CACHE     where the RocketMQ jars are cached  (default: $INFRA_DIR)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -119,7 +120,7 @@ mysql_tcp -e 'SELECT 1' >/dev/null 2>&1 || fail mariadb "user $MYSQL_USER cannot
 log "MariaDB ready"
 
 # --- RocketMQ jars -------------------------------------------------------------------------------
-LIB="$INFRA_DIR/rocketmq-$ROCKETMQ_VERSION/lib"
+LIB="${JAR_CACHE:-$INFRA_DIR}/rocketmq-$ROCKETMQ_VERSION/lib"
 if [ ! -f "$LIB/.complete" ]; then
   log "fetching RocketMQ $ROCKETMQ_VERSION jars from Maven Central into $LIB"
   mkdir -p "$LIB"

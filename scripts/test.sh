@@ -16,10 +16,10 @@ cd "$ROOT"
 # shellcheck disable=SC1091
 source "${INFRA_DIR:-$ROOT/.infra}/env"
 
-modules=(./pkg/... ./order-service/... ./cart-service/...)
+modules=(./pkg/... ./order-service/... ./cart-service/... ./scripts/e2e/... ./scripts/composetest/...)
 
 echo "test.sh: gofmt" >&2
-unformatted=$(gofmt -l pkg order-service cart-service)
+unformatted=$(gofmt -l pkg order-service cart-service scripts)
 if [ -n "$unformatted" ]; then
   echo "test.sh: gofmt would change:" >&2
   echo "$unformatted" >&2

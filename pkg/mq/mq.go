@@ -65,33 +65,32 @@ func (a *Admin) Ping(ctx context.Context, topic string) error {
 // ErrNoTopic means the topic does not exist and the service was not told where to create it.
 var ErrNoTopic = errors.New("topic does not exist")
 
-// EnsureTopic waits (bounded by ctx) until the name server knows a route for topic. If the topic
-// does not exist and broker is set, it creates it there with the given number of queues first.
+// EnsureTopic waits (bounded by ctx) until the name server knows a route for topic. While the
+// topic is missing and broker is set, it keeps trying to create it there with the given number of
+// queues: at start-up the broker may still be booting, as MySQL may be.
 //
 // A push consumer refuses to start on a missing topic, and a transactional producer cannot
 // receive check-backs from a broker that has not seen its heartbeat, which it only sends to brokers
 // whose routes it knows: so both services settle the topic before anything else touches it.
 func (a *Admin) EnsureTopic(ctx context.Context, topic, broker string, queues int) error {
-	if a.Ping(ctx, topic) == nil {
-		return nil
-	}
-	if broker == "" {
-		return fmt.Errorf("%w: %s (create it, or set ROCKETMQ_BROKER_ADDR so the service can)", ErrNoTopic, topic)
-	}
-	// CreateTopic ignores the broker's answer, so success is only known once the route shows up.
-	if err := a.adm.CreateTopic(ctx, admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(broker),
-		admin.WithReadQueueNums(queues), admin.WithWriteQueueNums(queues)); err != nil {
-		return fmt.Errorf("create topic %s on %s: %w", topic, broker, err)
-	}
 	for {
 		err := a.Ping(ctx, topic)
 		if err == nil {
 			return nil
 		}
+		if broker == "" {
+			return fmt.Errorf("%w: %s (create it, or set ROCKETMQ_BROKER_ADDR so the service can)", ErrNoTopic, topic)
+		}
+		// CreateTopic ignores the broker's answer, so success is only known once the route shows
+		// up, on a later turn of this loop.
+		if cerr := a.adm.CreateTopic(ctx, admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(broker),
+			admin.WithReadQueueNums(queues), admin.WithWriteQueueNums(queues)); cerr != nil {
+			err = fmt.Errorf("create topic %s on %s: %w", topic, broker, cerr)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("topic %s created on %s but no route after waiting: %w", topic, broker, err)
-		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("topic %s not available: %w", topic, err)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

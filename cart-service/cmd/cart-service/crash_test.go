@@ -100,13 +100,14 @@ func TestCrashAfterCommitThenRestart(t *testing.T) {
 	t.Parallel()
 	topic := testenv.NewTopic(t, "cartcrash")
 	env := map[string]string{
-		"HTTP_ADDR":        "127.0.0.1:0",
-		"MYSQL_DSN":        testenv.NewDatabase(t, "cartcrash"),
-		"ROCKETMQ_NAMESRV": strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_TOPIC":   topic,
-		"ROCKETMQ_GROUP":   testenv.Unique("cart_cg"),
-		"FAULT_INJECTION":  "on",
-		"LOG_LEVEL":        "debug",
+		"HTTP_ADDR":            "127.0.0.1:0",
+		"MYSQL_DSN":            testenv.NewDatabase(t, "cartcrash"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       topic,
+		"ROCKETMQ_GROUP":       testenv.Unique("cart_cg"),
+		"FAULT_INJECTION":      "on",
+		"LOG_LEVEL":            "debug",
 	}
 	prod := newProducer(t)
 

@@ -71,7 +71,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer sqlDB.Close()
 	carts := store.New(db)
 
-	// Topic: the push consumer refuses to start on a topic that does not exist.
+	// Topics: the push consumer refuses to start on a topic that does not exist. Its group's
+	// retry topic (where messages answered "retry later" come back from) is created by the broker
+	// only at the consumer's first heartbeat, after the consumer has looked for its route; the
+	// client looks again only every 30 s, so the first retries of a new group would wait that
+	// long. Created here, it is found at start. (Without ROCKETMQ_BROKER_ADDR the service cannot
+	// create topics; then only a brand-new group's first half minute is affected.)
 	adm, err := mq.NewAdmin(cfg.Namesrv)
 	if err != nil {
 		return err
@@ -79,6 +84,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer adm.Close()
 	topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = adm.EnsureTopic(topicCtx, cfg.Topic, cfg.Broker, 4)
+	if err == nil && cfg.Broker != "" {
+		err = adm.EnsureTopic(topicCtx, retryTopic(cfg.Group), cfg.Broker, 1)
+	}
 	cancel()
 	if err != nil {
 		return err
@@ -160,3 +168,7 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 	}
 	return c, nil
 }
+
+// retryTopic is where the broker puts a consumer group's messages to be consumed again
+// (RocketMQ's naming; the client library keeps its helper internal).
+func retryTopic(group string) string { return "%RETRY%" + group }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mq"
+	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -327,14 +329,15 @@ func TestRunConsumesFromTheBroker(t *testing.T) {
 	publish(t, p, topic, "o-early", eventBody(t, "o-early", "u0", events.Item{SKU: "A-1", Quantity: 1}), "")
 
 	svc := startService(t, map[string]string{
-		"HTTP_ADDR":        "127.0.0.1:0",
-		"MYSQL_DSN":        testenv.NewDatabase(t, "cartsvc"),
-		"ROCKETMQ_NAMESRV": strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_TOPIC":   topic,
-		"ROCKETMQ_GROUP":   testenv.Unique("cart_cg"),
-		"FAULT_INJECTION":  "on",
-		"MAX_RECONSUME":    "3",
-		"LOG_LEVEL":        "debug",
+		"HTTP_ADDR":            "127.0.0.1:0",
+		"MYSQL_DSN":            testenv.NewDatabase(t, "cartsvc"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       topic,
+		"ROCKETMQ_GROUP":       testenv.Unique("cart_cg"),
+		"FAULT_INJECTION":      "on",
+		"MAX_RECONSUME":        "3",
+		"LOG_LEVEL":            "debug",
 	})
 
 	t.Run("event published before the group existed", func(t *testing.T) {
@@ -415,4 +418,66 @@ func TestRunConsumesFromTheBroker(t *testing.T) {
 			t.Fatalf("still serving HTTP after run returned")
 		}
 	})
+}
+
+// A message that keeps failing for a transient-looking reason is retried MAX_RECONSUME times and
+// then moved by the broker to the group's dead-letter topic, instead of looping for ever. A
+// database trigger makes every attempt to apply one order fail, as a real error would.
+func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
+	t.Parallel()
+	topic := testenv.NewTopic(t, "cartdlq")
+	group := testenv.Unique("cart_cg")
+	dsn := testenv.NewDatabase(t, "cartdlq")
+	svc := startService(t, map[string]string{
+		"HTTP_ADDR":            "127.0.0.1:0",
+		"MYSQL_DSN":            dsn,
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       topic,
+		"ROCKETMQ_GROUP":       group,
+		"MAX_RECONSUME":        "2",
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := mysqldb.Open(ctx, dsn, "", mysqldb.Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	})
+	err = db.WithContext(ctx).Exec(`CREATE TRIGGER fail_o_dlq BEFORE INSERT ON processed_orders FOR EACH ROW
+		IF NEW.order_id = 'o-dlq' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF`).Error
+	if err != nil {
+		t.Fatalf("create trigger: %v", err)
+	}
+
+	svc.put(t, "u1", "A-1", 5)
+	p := newProducer(t)
+	sent := time.Now()
+	publish(t, p, topic, "o-dlq", eventBody(t, "o-dlq", "u1", events.Item{SKU: "A-1", Quantity: 2}), "")
+
+	// The first delivery and MAX_RECONSUME=2 retries.
+	svc.waitMetric(t, `cart_messages_total{outcome="retried"}`, 3)
+	t.Logf("three failed deliveries took %v", time.Since(sent).Round(time.Millisecond))
+
+	adm, err := mq.NewAdmin(testenv.Namesrv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	testenv.Eventually(t, 60*time.Second, "the dead-letter topic %DLQ%"+group, func() bool {
+		return adm.Ping(ctx, "%DLQ%"+group) == nil
+	})
+	// And no fourth delivery.
+	time.Sleep(3 * time.Second)
+	if got := svc.metric(t, `cart_messages_total{outcome="retried"}`); got != 3 {
+		t.Errorf("retried = %v, want 3: the message was delivered again after its last retry", got)
+	}
+	if diff := cmp.Diff(map[string]int{"A-1": 5}, svc.cart(t, "u1")); diff != "" {
+		t.Errorf("cart (-want +got):\n%s", diff)
+	}
 }
