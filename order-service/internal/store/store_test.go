@@ -134,7 +134,6 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 			t.Parallel()
 			s, ctx := newStore(t), context.Background()
 			holding, release := make(chan struct{}), make(chan struct{})
-			var finished time.Time
 			txErr := make(chan error, 1)
 			go func() {
 				err := localTx(ctx, s, orderRow("o1"), func() error {
@@ -145,7 +144,6 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 					}
 					return nil
 				})
-				finished = time.Now()
 				txErr <- err
 			}()
 			<-holding
@@ -161,14 +159,15 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 				checked <- result{o, err, time.Now()}
 			}()
 			time.Sleep(300 * time.Millisecond) // let the check reach the lock
+			released := time.Now()
 			close(release)
 			err := <-txErr
 			r := <-checked
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			if r.at.Before(finished) {
-				t.Fatalf("check-back answered %q before the local transaction finished", r.outcome)
+			if r.at.Before(released) {
+				t.Fatalf("check-back answered %q while the local transaction still held its row", r.outcome)
 			}
 			want := store.RolledBack
 			if commit {
