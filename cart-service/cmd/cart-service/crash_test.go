@@ -8,6 +8,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/mq"
 	"rmqtx/pkg/testenv"
 )
 
@@ -31,6 +33,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// Before any RocketMQ client exists: the client library's log goes nowhere in this test
+	// process (the tests read the service's own log lines), and the runs the tests start leave
+	// the library's logger alone.
+	clientLogsOnce.Do(func() { mq.RouteClientLogs(slog.New(slog.DiscardHandler)) })
 	os.Exit(m.Run())
 }
 
