@@ -199,7 +199,8 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		return OutcomeRetried
 	}
 
-	lag := appliedAt.Sub(ev.CreatedAt)
+	// Measured after the commit: that is when the cart change became visible.
+	lag := h.now().Sub(ev.CreatedAt)
 	if createdAt(ev) != nil && lag >= 0 { // clocks of two machines may disagree
 		h.metrics.observeOrderToCart(lag)
 	}
