@@ -39,7 +39,11 @@ fail() {
   fi
   exit 1
 }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive <pidfile>: the process runs (a killed process can linger as a zombie until reaped).
+alive() {
+  local st
+  [ -f "$1" ] && st=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) && [[ $st != Z* ]]
+}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --- packages ------------------------------------------------------------------------------------

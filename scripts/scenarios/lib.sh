@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Shared by the scenario scripts: talk to a running suite with curl, print every request and
+# answer, read the services' metrics to show what the broker did, and judge the end state.
+#
+#   SUITE=local    (default) the suite of scripts/suite-up.sh; a crashed service is restarted by
+#                  running suite-up.sh again, as an operator would
+#   SUITE=compose  docker compose up; a crashed service is restarted by its restart policy
+#   ORDER_URL (http://127.0.0.1:8081), ORDER_URL_2 (http://127.0.0.1:8083), CART_URL (http://127.0.0.1:8082)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SUITE=${SUITE:-local}
+ORDER_URL=${ORDER_URL:-http://127.0.0.1:8081}
+ORDER_URL_2=${ORDER_URL_2:-http://127.0.0.1:8083}
+CART_URL=${CART_URL:-http://127.0.0.1:8082}
+HAVE_JQ=false
+command -v jq >/dev/null && HAVE_JQ=true
+
+STATUS= BODY=
+B=$'\e[1m' N=$'\e[0m'
+[ -t 1 ] || { B= N=; }
+
+title() { printf '\n%s=== %s ===%s\n' "$B" "$*" "$N"; }
+say() { printf '\n%s# %s%s\n' "$B" "$*" "$N"; }
+fail() { printf '\nSCENARIO FAILED: %s\n' "$*" >&2; exit 1; }
+
+pretty() {
+  if $HAVE_JQ && jq . <<<"$1" 2>/dev/null; then return; fi
+  printf '%s\n' "$1"
+}
+
+# req METHOD URL [BODY [HEADER...]]: sets STATUS ("000" if no answer) and BODY.
+req() {
+  local method=$1 url=$2 body=${3:-} args=(-sS -o /tmp/scenario.$$ -w '%{http_code}' -X "$1" --max-time 60)
+  shift 2; [ $# -gt 0 ] && shift
+  printf '\n-> %s %s' "$method" "$url"
+  for h in "$@"; do printf '  [%s]' "$h"; args+=(-H "$h"); done
+  printf '\n'
+  if [ -n "$body" ]; then
+    printf '   %s\n' "$body"
+    args+=(-H 'Content-Type: application/json' --data "$body")
+  fi
+  STATUS=$(curl "${args[@]}" "$url" 2>/dev/null) || STATUS=000
+  BODY=$(cat /tmp/scenario.$$ 2>/dev/null || true)
+  rm -f /tmp/scenario.$$
+  if [ "$STATUS" = 000 ]; then
+    printf '<- no answer: the connection died with the process\n'
+  else
+    printf '<- %s\n' "$STATUS"
+    [ -n "$BODY" ] && pretty "$BODY" | sed 's/^/   /'
+  fi
+  return 0
+}
+
+json() { # json <field path, e.g. .order.order_id>
+  if $HAVE_JQ; then jq -r "$1 // empty" <<<"$BODY"; else
+    grep -o "\"${1##*.}\":\"[^\"]*\"" <<<"$BODY" | head -n1 | cut -d'"' -f4
+  fi
+}
+
+# metric URL SERIES: the value of one Prometheus series (0 if absent or unreachable).
+metric() {
+  curl -fsS --max-time 5 "$1/metrics" 2>/dev/null | awk -v s="$2" '$1 == s { v += $2 } END { print v + 0 }'
+}
+
+new_user() { echo "scn-$(date +%s)-$RANDOM"; }
+
+fill_cart() { # fill_cart USER: A-1 x5, B-2 x2
+  req PUT "$CART_URL/carts/$1/items/A-1" '{"quantity":5}' >/dev/null
+  req PUT "$CART_URL/carts/$1/items/B-2" '{"quantity":2}' >/dev/null
+  req GET "$CART_URL/carts/$1"
+}
+
+ORDER_BODY() { printf '{"user_id":"%s","items":[{"sku":"A-1","quantity":2,"unit_price_cents":1999}]}' "$1"; }
+
+qty() { # qty USER SKU: the cart quantity (0 when the line is gone)
+  local body
+  body=$(curl -fsS --max-time 5 "$CART_URL/carts/$1" 2>/dev/null || true)
+  if $HAVE_JQ; then jq -r --arg s "$2" '[.items[] | select(.sku == $s) | .quantity][0] // 0' <<<"$body"; else
+    grep -o "\"sku\":\"$2\",\"quantity\":[0-9]*" <<<"$body" | grep -o '[0-9]*$' || echo 0
+  fi
+}
+
+wait_qty() { # wait_qty USER SKU WANT SECONDS: prints the time it took
+  local start=$SECONDS
+  for _ in $(seq 1 $(($4 * 5))); do
+    if [ "$(qty "$1" "$2")" = "$3" ]; then echo "$((SECONDS - start))"; return 0; fi
+    sleep 0.2
+  done
+  fail "cart of $1: $2 = $(qty "$1" "$2"), want $3 after $4 s"
+}
+
+stays_qty() { # stays_qty USER SKU WANT SECONDS: the cart does not change for a while
+  for _ in $(seq 1 $(($4 * 2))); do
+    [ "$(qty "$1" "$2")" = "$3" ] || fail "cart of $1: $2 changed to $(qty "$1" "$2"), want it to stay $3"
+    sleep 0.5
+  done
+}
+
+wait_ready() { # wait_ready URL SECONDS
+  for _ in $(seq 1 $(($2 * 2))); do
+    curl -fsS -o /dev/null --max-time 2 "$1/readyz" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  fail "$1 not ready after $2 s"
+}
+
+restart_crashed() { # restart_crashed URL: bring back a service that crashed on purpose
+  if [ "$SUITE" = compose ]; then
+    say "docker compose restarts the crashed container (restart: unless-stopped)"
+  else
+    say "restarting it, as an operator would: scripts/suite-up.sh"
+    local out="${TMPDIR:-/tmp}/scenario-restart.$$.log"
+    if ! "$ROOT/scripts/suite-up.sh" >"$out" 2>&1; then
+      tail -n 20 "$out" >&2
+      fail "suite-up.sh could not restart the suite"
+    fi
+    rm -f "$out"
+  fi
+  wait_ready "$1" 120
+}
+
+checkbacks() { # checkbacks ANSWER: check-backs answered so far by both order-service instances
+  echo $(( $(metric "$ORDER_URL" "order_checkbacks_total{answer=\"$1\"}") + $(metric "$ORDER_URL_2" "order_checkbacks_total{answer=\"$1\"}") ))
+}
+
+verdict() {
+  say "the invariant checker reads both databases"
+  if [ "$SUITE" = compose ]; then
+    ORDERS_DSN=${ORDERS_DSN:-order_svc:order_svc_demo@tcp(127.0.0.1:13306)/orders} \
+      CARTS_DSN=${CARTS_DSN:-cart_svc:cart_svc_demo@tcp(127.0.0.1:13306)/carts} \
+      go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
+  elif command -v go >/dev/null; then
+    go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
+  else
+    echo "(go is not installed: skipped)"
+  fi
+}

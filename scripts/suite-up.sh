@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs the whole suite locally, without Docker: the servers of scripts/infra-up.sh, then two
+# order-service instances (one producer group) and one cart-service as plain processes, the same
+# layout as docker-compose.yml. Safe to run again: it (re)starts only what is not running, which
+# is also how the scenario scripts bring back a service they crashed.
+#
+#   scripts/suite-up.sh && scripts/demo.sh && scripts/scenarios/skip-end-transaction.sh
+#   scripts/suite-down.sh
+#
+# Environment (all optional):
+#   SUITE_DIR       binaries, logs, pid files          (default: <repo>/.infra/suite)
+#   ORDER_ADDR_1    (127.0.0.1:8081)  ORDER_ADDR_2 (127.0.0.1:8083)  CART_ADDR (127.0.0.1:8082)
+#   ORDERS_DSN      (rmqtx:rmqtx@tcp(127.0.0.1:3306)/orders)
+#   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
+#   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
+#   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SUITE_DIR=${SUITE_DIR:-$ROOT/.infra/suite}
+ORDER_ADDR_1=${ORDER_ADDR_1:-127.0.0.1:8081}
+ORDER_ADDR_2=${ORDER_ADDR_2:-127.0.0.1:8083}
+CART_ADDR=${CART_ADDR:-127.0.0.1:8082}
+ORDERS_DSN=${ORDERS_DSN:-rmqtx:rmqtx@tcp(127.0.0.1:3306)/orders}
+CARTS_DSN=${CARTS_DSN:-rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts}
+
+"$ROOT/scripts/infra-up.sh"
+mkdir -p "$SUITE_DIR/bin"
+
+log() { printf 'suite-up: %s\n' "$*" >&2; }
+# alive <pidfile>: the process runs (a killed process can linger as a zombie until reaped).
+alive() {
+  local st
+  [ -f "$1" ] && st=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) && [[ $st != Z* ]]
+}
+
+log "building order-service and cart-service"
+(cd "$ROOT/order-service" && go build -o "$SUITE_DIR/bin/order-service" ./cmd/order-service)
+(cd "$ROOT/cart-service" && go build -o "$SUITE_DIR/bin/cart-service" ./cmd/cart-service)
+
+# start <name> <binary> <addr> <dsn> <group>
+start() {
+  local name=$1 bin=$2 addr=$3 dsn=$4 group=$5 pidfile="$SUITE_DIR/$1.pid" logfile="$SUITE_DIR/$1.log"
+  if alive "$pidfile"; then
+    log "$name already running (pid $(cat "$pidfile"))"
+    return
+  fi
+  # A process that just crashed may still hold its port for a moment.
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null || break
+    sleep 0.2
+  done
+  log "starting $name on $addr (log: $logfile)"
+  HTTP_ADDR=$addr MYSQL_DSN=$dsn ROCKETMQ_GROUP=$group \
+    ROCKETMQ_NAMESRV=${ROCKETMQ_NAMESRV:-127.0.0.1:9876} \
+    ROCKETMQ_BROKER_ADDR=${ROCKETMQ_BROKER_ADDR:-127.0.0.1:10911} \
+    ROCKETMQ_TOPIC=${ROCKETMQ_TOPIC:-} LOG_LEVEL=${LOG_LEVEL:-info} \
+    FAULT_INJECTION=${FAULT_INJECTION:-on} \
+    "$SUITE_DIR/bin/$bin" </dev/null >>"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+
+for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR"; do
+  name=${pair%%=*} addr=${pair#*=}
+  for _ in $(seq 1 240); do
+    curl -fsS -o /dev/null "http://$addr/readyz" 2>/dev/null && break
+    if ! alive "$SUITE_DIR/$name.pid"; then
+      printf 'suite-up: FAILED: %s exited; last lines of its log:\n' "$name" >&2
+      tail -n 20 "$SUITE_DIR/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  curl -fsS -o /dev/null "http://$addr/readyz" || { log "FAILED: $name not ready after 120 s"; exit 1; }
+  log "$name ready at http://$addr"
+done
