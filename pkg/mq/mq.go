@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/admin"
@@ -96,10 +97,14 @@ func (a *Admin) EnsureTopic(ctx context.Context, topic, broker string, queues in
 }
 
 // RouteClientLogs sends the client library's log (logrus on stderr by default) to log, keeping
-// only warnings and errors: its info level prints several lines a second.
+// only warnings and errors: its info level prints several lines a second. The library's logger is
+// a process-wide variable that its goroutines read without locking, so it is set once, before any
+// client exists; later calls (several services started in one test binary) change nothing.
 func RouteClientLogs(log *slog.Logger) {
-	rlog.SetLogger(&rlogAdapter{log: log.With("component", "rocketmq-client")})
+	routeOnce.Do(func() { rlog.SetLogger(&rlogAdapter{log: log.With("component", "rocketmq-client")}) })
 }
+
+var routeOnce sync.Once
 
 type rlogAdapter struct{ log *slog.Logger }
 

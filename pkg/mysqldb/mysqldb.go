@@ -38,6 +38,8 @@ func Open(ctx context.Context, dsn string, schema string, opts Options, log *slo
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// The driver prints connection trouble ("[mysql] ... unexpected EOF") to stderr by default.
+	cfg.Logger = driverLog{log.With("component", "mysql-driver")}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -144,3 +146,8 @@ func IsDuplicateKey(err error, key string) bool {
 	// MySQL: "Duplicate entry 'x' for key 'tbl.PRIMARY'"; MariaDB: "... for key 'PRIMARY'".
 	return key == "" || strings.HasSuffix(me.Message, "'"+key+"'") || strings.HasSuffix(me.Message, "."+key+"'")
 }
+
+// driverLog sends the MySQL driver's messages to the service's log as warnings.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Warn(strings.TrimSpace(fmt.Sprint(v...))) }

@@ -127,8 +127,8 @@ checkbacks() { # checkbacks ANSWER: check-backs answered so far by both order-se
 verdict() {
   say "the invariant checker reads both databases"
   if [ "$SUITE" = compose ]; then
-    ORDERS_DSN=${ORDERS_DSN:-order_svc:order_svc_demo@tcp(127.0.0.1:13306)/orders} \
-      CARTS_DSN=${CARTS_DSN:-cart_svc:cart_svc_demo@tcp(127.0.0.1:13306)/carts} \
+    ORDERS_DSN=${ORDERS_DSN:-order_svc:${ORDER_DB_PASSWORD:-order-demo-password}@tcp(127.0.0.1:13306)/orders} \
+      CARTS_DSN=${CARTS_DSN:-cart_svc:${CART_DB_PASSWORD:-cart-demo-password}@tcp(127.0.0.1:13306)/carts} \
       go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
   elif command -v go >/dev/null; then
     go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,11 +28,6 @@ import (
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
 )
-
-// clientLogsOnce routes the RocketMQ client library's log once per process. The library keeps its
-// logger in a package variable that every client goroutine reads without synchronisation; setting
-// it again while clients run (tests start run several times in one process) is a data race.
-var clientLogsOnce sync.Once
 
 func main() {
 	if err := run(context.Background(), os.Getenv, os.Stdout); err != nil {
@@ -60,7 +54,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// Logging: JSON lines with stable keys; the RocketMQ client's own log goes through it too.
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "cart-service")
-	clientLogsOnce.Do(func() { mq.RouteClientLogs(log) })
+	mq.RouteClientLogs(log)
 	// Signals cancel ctx from here on, so a SIGTERM during a slow start-up stops it too.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
