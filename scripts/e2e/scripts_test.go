@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"rmqtx/pkg/testenv"
+)
+
+// The scripts users run are part of the product: the local suite comes up with suite-up.sh, the
+// curl tour (demo.sh) and every teaching scenario run to completion against it, each judging its
+// own outcome (cart arithmetic, HTTP answers, the invariant checker) and exiting non-zero if wrong.
+func TestScriptsAgainstLocalSuite(t *testing.T) {
+	env := append(os.Environ(),
+		"SUITE_DIR="+t.TempDir(),
+		"ORDER_ADDR_1="+freeAddr(t),
+		"ORDER_ADDR_2="+freeAddr(t),
+		"CART_ADDR="+freeAddr(t),
+		"ORDERS_DSN="+testenv.NewDatabase(t, "scripts_orders"),
+		"CARTS_DSN="+testenv.NewDatabase(t, "scripts_carts"),
+		"ROCKETMQ_TOPIC="+testenv.Unique("scripts"),
+		"ORDER_GROUP="+testenv.Unique("scripts_pg"),
+		"CART_GROUP="+testenv.Unique("scripts_cg"),
+		"FAULT_INJECTION=on",
+	)
+	get := func(name string) string {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	// The scripts find the services through these (and the checker the databases, through the DSNs).
+	env = append(env,
+		"ORDER_URL=http://"+get("ORDER_ADDR_1"),
+		"ORDER_URL_2=http://"+get("ORDER_ADDR_2"),
+		"CART_URL=http://"+get("CART_ADDR"),
+	)
+	run := func(t *testing.T, script string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(root, "scripts", script))
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, tail(string(out), 60))
+		}
+		t.Logf("%s: ok\n%s", script, tail(string(out), 8))
+	}
+	run(t, "suite-up.sh")
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(root, "scripts", "suite-down.sh"))
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("suite-down.sh: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("demo", func(t *testing.T) { run(t, "demo.sh") })
+	for _, s := range []string{"happy-path", "crash-after-half", "crash-after-local-commit", "skip-end-transaction",
+		"fail-local-tx", "slow-local-tx", "cart-fail-once", "cart-crash-after-commit"} {
+		t.Run(s, func(t *testing.T) { run(t, filepath.Join("scenarios", s+".sh")) })
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
