@@ -54,6 +54,17 @@ func handleGet(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 	}
 }
 
+func handleTimeline(log *slog.Logger, orders *order.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, err := orders.Timeline(r.Context(), chi.URLParam(r, "id"))
+		if err != nil {
+			httpx.WriteError(w, r, log, toHTTP(err))
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, t)
+	}
+}
+
 func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		list, err := orders.List(r.Context(), r.URL.Query().Get("user_id"), listLimit)

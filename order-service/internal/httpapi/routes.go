@@ -21,6 +21,7 @@ func NewServer(log *slog.Logger, orders *order.Service, faults bool, ready map[s
 	r.Post("/orders", handlePlace(log, orders, faults))
 	r.Get("/orders", handleList(log, orders))
 	r.Get("/orders/{id}", handleGet(log, orders))
+	r.Get("/orders/{id}/timeline", handleTimeline(log, orders))
 
 	r.Get("/healthz", httpx.Healthz().ServeHTTP)
 	r.Get("/readyz", httpx.Readyz(ready).ServeHTTP)

@@ -42,6 +42,7 @@ import (
 	"github.com/google/uuid"
 
 	"rmqtx/order-service/internal/store"
+	"rmqtx/order-service/internal/timeline"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mysqldb"
 )
@@ -62,6 +63,7 @@ type Service struct {
 	metrics  *Metrics
 	crash    func()
 	now      func() time.Time
+	timeline *timeline.Recorder // what happened, for people watching; nil records nothing
 
 	// inflight hands each attempt from Place to ExecuteLocalTransaction, which the client library
 	// calls on the same goroutine, in between, with nothing but the message. It is never used to
@@ -167,6 +169,8 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		return Placed{}, fmt.Errorf("%w: send status %v", ErrBrokerUnavailable, res.Status)
 	}
 
+	s.recordAnswer(at, res.State)
+
 	// Step 4: map the local outcome to the HTTP answer.
 	switch {
 	case at.err == nil:
@@ -213,7 +217,7 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(at.ctx), bound)
 	defer cancel()
 
-	start := time.Now()
+	start, halfStored := time.Now(), s.now()
 	at.err = s.store.InTx(ctx, func(tx *store.Store) error {
 		// tx_log first: it is the barrier against a concurrent check-back. If the check-back
 		// came first (this transaction was slower than the broker's transaction timeout), this
@@ -238,7 +242,10 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 				return ctx.Err()
 			}
 		}
-		return nil
+		// The timeline's steps of a committed transaction commit with it, and only then.
+		return s.timeline.InTx(ctx, tx, at.row.OrderID,
+			timeline.At(timeline.HalfStored, "invisible to consumers until committed", halfStored),
+			timeline.At(timeline.LocalCommitted, "tx_log 'committed', the order and its items, in one transaction", s.now()))
 	})
 	s.metrics.localTx.Observe(time.Since(start).Seconds())
 
@@ -255,10 +262,14 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 	case errors.Is(at.err, mysqldb.ErrCommitUnknown):
 		// Maybe committed, maybe not. Answering Rollback could drop the event of an order that
 		// exists; answering Commit could announce one that does not. Let the check-back decide.
+		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
+		s.timeline.Record(at.row.OrderID, timeline.LocalUnknown, at.err.Error(), s.now())
 		return primitive.UnkonwnState
 	default:
 		// Definitely not committed (the statement failed, or the connection died before COMMIT,
 		// which makes the server roll back).
+		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
+		s.timeline.Record(at.row.OrderID, timeline.LocalRolledBack, at.err.Error(), s.now())
 		return primitive.RollbackMessageState
 	}
 }
@@ -277,6 +288,9 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 			state = primitive.UnkonwnState
 		}
 		s.metrics.checkBacks.WithLabelValues(stateName(state)).Inc()
+		if orderID != "" {
+			s.timeline.Record(orderID, timeline.CheckBack, checkBackDetail(state), s.now())
+		}
 	}()
 	if orderID == "" {
 		log.Warn("check-back for a message without an order ID; rolling it back")

@@ -38,3 +38,19 @@ CREATE TABLE IF NOT EXISTS tx_log (
   PRIMARY KEY (order_id),
   CONSTRAINT chk_tx_log_outcome CHECK (outcome IN ('committed', 'rolled_back'))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- What happened to each order's transaction, step by step, for GET /orders/{id}/timeline and the
+-- web page. Written beside the flow, never deciding it: the steps of a committed local transaction
+-- are written in that transaction (so they exist exactly when the order does); the others are
+-- written afterwards, in batches, and may be lost with a crashing process, which is then what the
+-- timeline truthfully lacks.
+CREATE TABLE IF NOT EXISTS order_timeline (
+  id       BIGINT       NOT NULL AUTO_INCREMENT,
+  order_id VARCHAR(64)  NOT NULL,
+  step     VARCHAR(32)  NOT NULL,
+  detail   VARCHAR(255) NOT NULL,
+  instance VARCHAR(128) NOT NULL,
+  at       DATETIME(6)  NOT NULL,
+  PRIMARY KEY (id),
+  KEY idx_order_timeline_order (order_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -214,3 +214,36 @@ func (s *Store) loadItems(ctx context.Context, orders []*OrderRow) error {
 	}
 	return nil
 }
+
+// TimelineStep is a row of order_timeline (see package timeline).
+type TimelineStep struct {
+	ID       int64     `json:"-" gorm:"primaryKey"`
+	OrderID  string    `json:"-"`
+	Step     string    `json:"step"`
+	Detail   string    `json:"detail"`
+	Instance string    `json:"instance"`
+	At       time.Time `json:"at"`
+}
+
+func (TimelineStep) TableName() string { return "order_timeline" }
+
+// InsertTimeline writes timeline steps.
+func (s *Store) InsertTimeline(ctx context.Context, steps []TimelineStep) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	if err := s.db.WithContext(ctx).Create(&steps).Error; err != nil {
+		return fmt.Errorf("insert %d timeline steps: %w", len(steps), err)
+	}
+	return nil
+}
+
+// Timeline returns an order's steps in time order.
+func (s *Store) Timeline(ctx context.Context, orderID string) ([]TimelineStep, error) {
+	var steps []TimelineStep
+	err := s.db.WithContext(ctx).Where("order_id = ?", orderID).Order("at").Order("id").Find(&steps).Error
+	if err != nil {
+		return nil, fmt.Errorf("read timeline of %s: %w", orderID, err)
+	}
+	return steps, nil
+}
