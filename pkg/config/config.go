@@ -24,6 +24,7 @@ type Common struct {
 	Group    string     // ROCKETMQ_GROUP: the producer group (order) or consumer group (cart)
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Faults   bool       // FAULT_INJECTION: "on" honours fault requests; anything but on/off is an error
+	Pprof    bool       // PPROF: "on" serves net/http/pprof under /debug/pprof/ (off by default)
 }
 
 // Env reads settings from a getenv function (os.Getenv in main, a map in tests) and remembers
@@ -90,6 +91,19 @@ func (e *Env) Int(name string, def, lo, hi int) int {
 	return n
 }
 
+// OneOf returns the setting, which must be one of allowed (compared case-insensitively), or def
+// when it is unset.
+func (e *Env) OneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(e.String(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	e.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}
+
 // Common reads the shared settings. defaultAddr and defaultGroup differ per service.
 func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 	c := Common{
@@ -144,5 +158,7 @@ func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 	default:
 		e.fail("FAULT_INJECTION", "must be on or off, got %q", f)
 	}
+	// Profiles show the service's internals and cost CPU while taken: off unless asked for.
+	c.Pprof = e.OneOf("PPROF", "off", "on", "off") == "on"
 	return c
 }

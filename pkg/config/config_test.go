@@ -83,3 +83,43 @@ func TestDurationAndInt(t *testing.T) {
 		t.Fatalf("err = %v", e2.Err())
 	}
 }
+
+func TestOneOf(t *testing.T) {
+	tests := []struct {
+		value, want string
+		wantErr     bool
+	}{
+		{"", "transactional", false},
+		{"direct", "direct", false},
+		{"Dual-Write", "dual-write", false},
+		{"sideways", "transactional", true},
+	}
+	for _, tt := range tests {
+		e := NewEnv(env(map[string]string{"PLACEMENT": tt.value}))
+		got := e.OneOf("PLACEMENT", "transactional", "transactional", "direct", "dual-write")
+		if got != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("PLACEMENT=%q: got %q, err %v; want %q, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
+		}
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "PLACEMENT must be one of transactional, direct, dual-write") {
+			t.Errorf("error %q does not name the setting and its values", e.Err())
+		}
+	}
+}
+
+func TestPprofIsOffUnlessOn(t *testing.T) {
+	for value, want := range map[string]bool{"": false, "off": false, "on": true, "ON": true} {
+		m := valid()
+		m["PPROF"] = value
+		e := NewEnv(env(m))
+		if got := e.Common(":1", "t", "g").Pprof; got != want || e.Err() != nil {
+			t.Errorf("PPROF=%q: Pprof = %v, err %v; want %v", value, got, e.Err(), want)
+		}
+	}
+	m := valid()
+	m["PPROF"] = "yes"
+	e := NewEnv(env(m))
+	e.Common(":1", "t", "g")
+	if e.Err() == nil || !strings.Contains(e.Err().Error(), "PPROF") {
+		t.Errorf("PPROF=yes: err = %v, want one naming PPROF", e.Err())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -161,6 +162,21 @@ func Readyz(checks map[string]Check) http.Handler {
 		}
 		WriteJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": result})
 	})
+}
+
+// WithProfiler serves net/http/pprof under /debug/pprof/ in front of h (PPROF=on). The handlers
+// are registered here explicitly rather than through the pprof package's side effect on
+// http.DefaultServeMux, which the services never serve. Note the server's WriteTimeout: ask for
+// CPU profiles shorter than it, e.g. /debug/pprof/profile?seconds=20.
+func WithProfiler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, allocs, block, mutex
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // NewServer is an http.Server with timeouts, so a slow client can't hold a connection for ever.
