@@ -27,6 +27,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/tracing"
 )
 
 func main() {
@@ -51,9 +52,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := env.Err(); err != nil {
 		return err
 	}
+	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
+	tp, err := tracing.Setup(ctx, "cart-service", getenv)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(tp)
 
-	// Logging: JSON lines with stable keys; the RocketMQ client's own log goes through it too.
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "cart-service")
+	// Logging: JSON lines with stable keys, and the trace ID wherever a span is under way; the
+	// RocketMQ client's own log goes through it too.
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))).With("service", "cart-service")
 	mq.RouteClientLogs(log)
 	// Signals cancel ctx from here on, so a SIGTERM during a slow start-up stops it too.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
@@ -101,7 +109,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
-	handler := cart.NewHandler(carts, metrics, log, cart.Options{Faults: cfg.Faults})
+	handler := cart.NewHandler(carts, metrics, log, cart.Options{
+		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp,
+	})
 	c, err := startConsumer(cfg, maxReconsume, handler)
 	if err != nil {
 		return err
@@ -129,9 +139,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		},
 		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
 	})
+	if cfg.Pprof {
+		api = httpx.WithProfiler(api)
+	}
+	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults)
+			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof)
 	})
 	log.Info("shutting down")
 	return err
@@ -172,3 +186,11 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 // retryTopic is where the broker puts a consumer group's messages to be consumed again
 // (RocketMQ's naming; the client library keeps its helper internal).
 func retryTopic(group string) string { return "%RETRY%" + group }
+
+// flushTraces exports the spans still buffered, bounded: a collector that is down must not hold
+// up the shutdown.
+func flushTraces(tp *tracing.Provider) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tp.Shutdown(ctx) // spans lost at exit are not worth failing the exit for
+}

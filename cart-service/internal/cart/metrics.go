@@ -19,8 +19,9 @@ const (
 
 // Metrics is what the consumer exposes on /metrics.
 type Metrics struct {
-	messages    *prometheus.CounterVec
-	orderToCart prometheus.Histogram
+	messages     *prometheus.CounterVec
+	orderToCart  prometheus.Histogram
+	deadLettered prometheus.Counter
 }
 
 // NewMetrics registers the consumer's metrics on reg (the service's own registry, not the global
@@ -39,6 +40,10 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 			// one that waited for a check-back or a restart tens of seconds.
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
 		}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_dead_lettered_total",
+			Help: "Deliveries that failed after their last retry (reconsume count at MAX_RECONSUME): the broker moves them to the dead-letter topic %DLQ%<group>, which nobody consumes.",
+		}),
 	}
 	rejected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cart_rejected_messages",
@@ -52,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, rejected} {
+	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, m.deadLettered, rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -69,5 +74,8 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 func (m *Metrics) Messages(outcome string) prometheus.Counter {
 	return m.messages.WithLabelValues(outcome)
 }
+
+// DeadLettered is the counter of messages given up on (tests read it).
+func (m *Metrics) DeadLettered() prometheus.Counter { return m.deadLettered }
 
 func (m *Metrics) observeOrderToCart(d time.Duration) { m.orderToCart.Observe(d.Seconds()) }

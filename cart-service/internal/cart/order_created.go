@@ -50,10 +50,12 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"go.opentelemetry.io/otel/trace"
 
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/tracing"
 )
 
 // Fault points this consumer honours when fault injection is on (DESIGN.md). order-service puts
@@ -79,22 +81,36 @@ type Options struct {
 	Crash func()
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxReconsume is the consumer's WithMaxReconsumeTimes: a delivery that has been retried this
+	// often and fails again goes to the dead-letter topic, and is counted as such. 0: not counted.
+	MaxReconsume int32
+	// Tracing continues, in the consumer, the trace that order-service wrote into the message;
+	// nil records nothing.
+	Tracing *tracing.Provider
 }
 
 // Handler applies OrderCreated messages to carts. Its Consume method is the push consumer's
 // callback.
 type Handler struct {
-	store   *store.Store
-	metrics *Metrics
-	log     *slog.Logger
-	faults  bool
-	crash   func()
-	now     func() time.Time
+	store        *store.Store
+	metrics      *Metrics
+	log          *slog.Logger
+	faults       bool
+	crash        func()
+	now          func() time.Time
+	maxReconsume int32
+	tracing      *tracing.Provider
+	tracer       trace.Tracer
 }
 
 // NewHandler builds the consumer callback.
 func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, opts Options) *Handler {
-	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now}
+	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now,
+		maxReconsume: opts.MaxReconsume, tracing: opts.Tracing}
+	if h.tracing == nil {
+		h.tracing = tracing.Disabled()
+	}
+	h.tracer = h.tracing.Tracer(tracerName)
 	if h.crash == nil {
 		h.crash = KillSelf
 	}
@@ -129,9 +145,27 @@ func (h *Handler) Consume(ctx context.Context, msgs ...*primitive.MessageExt) (c
 	}
 	if result == consumer.ConsumeRetryLater {
 		setRetryDelay(ctx, reconsumed)
+		h.countDeadLetters(msgs)
 	}
 	// A nil error: the outcome has been logged, with the order ID, in handle.
 	return result, nil
+}
+
+// countDeadLetters counts the messages of a batch about to be sent back that have used up their
+// retries: the broker puts a message whose reconsume count has reached the maximum into the
+// group's dead-letter topic (%DLQ%<group>) instead of delivering it again, and nobody consumes
+// that topic. The counter is the alert that an operator has work to do.
+func (h *Handler) countDeadLetters(msgs []*primitive.MessageExt) {
+	if h.maxReconsume <= 0 {
+		return
+	}
+	for _, msg := range msgs {
+		if msg.ReconsumeTimes >= h.maxReconsume {
+			h.metrics.deadLettered.Inc()
+			h.log.Error("giving up on a message after its last retry; the broker moves it to the dead-letter topic",
+				"msg_id", msg.MsgId, "msg_key", msg.GetKeys(), "reconsume_times", msg.ReconsumeTimes)
+		}
+	}
 }
 
 // setRetryDelay asks the broker to deliver the message again after delay level 1 on the first
@@ -151,14 +185,17 @@ func setRetryDelay(ctx context.Context, reconsumeTimes int32) {
 // handle applies one message and says what happened to it.
 func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcome string) {
 	log := h.log.With("msg_id", msg.MsgId, "msg_key", msg.GetKeys(), "reconsume_times", msg.ReconsumeTimes)
+	// The span continues the trace order-service wrote into the message (tracing.go).
+	ctx, span := h.startConsume(ctx, msg)
 	defer func() {
 		// The client library recovers a panicking callback but then neither acknowledges nor
 		// retries the message, which stalls its queue. A panic here is a bug: retry, and say so.
 		if p := recover(); p != nil {
-			log.Error("panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
+			log.ErrorContext(ctx, "panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
 			outcome = OutcomeRetried
 		}
 		h.metrics.Messages(outcome).Inc()
+		endConsume(span, outcome)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
@@ -169,33 +206,36 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		return h.reject(ctx, log, msg, err)
 	}
 	log = log.With("order_id", ev.OrderID, "user_id", ev.UserID)
+	span.SetAttributes(attrOrderID.String(ev.OrderID))
 
 	fault := h.fault(log, msg)
 	if fault == FaultFailOnce && msg.ReconsumeTimes == 0 {
-		log.Warn("fault injection: failing the first delivery", "fault", fault)
+		log.WarnContext(ctx, "fault injection: failing the first delivery", "fault", fault)
 		return OutcomeRetried
 	}
 
 	// One transaction: the processed_orders insert decides whether this delivery applies the
 	// order; the decrement commits with it or not at all.
 	appliedAt := h.now()
-	err = h.store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.InsertProcessedOrder(ctx, store.ProcessedOrder{
+	applyCtx, apply := h.startApply(ctx, ev.OrderID)
+	err = h.store.InTx(applyCtx, func(tx *store.Store) error {
+		if err := tx.InsertProcessedOrder(applyCtx, store.ProcessedOrder{
 			OrderID: ev.OrderID, UserID: ev.UserID, OrderCreatedAt: createdAt(ev), AppliedAt: appliedAt,
 		}); err != nil {
 			return err
 		}
-		return tx.DecrementLines(ctx, ev.UserID, orderedLines(ev), appliedAt)
+		return tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt)
 	})
+	endApply(apply, err)
 	switch {
 	case errors.Is(err, store.ErrAlreadyProcessed):
-		log.Info("order already applied; acknowledging without touching the cart")
+		log.InfoContext(ctx, "order already applied; acknowledging without touching the cart")
 		return OutcomeDuplicate
 	case errors.Is(err, mysqldb.ErrCommitUnknown):
-		log.Warn("cart commit outcome unknown; retrying, the redelivery will find out", "err", err)
+		log.WarnContext(ctx, "cart commit outcome unknown; retrying, the redelivery will find out", "err", err)
 		return OutcomeRetried
 	case err != nil:
-		log.Warn("applying the order failed; retrying", "err", err)
+		log.WarnContext(ctx, "applying the order failed; retrying", "err", err)
 		return OutcomeRetried
 	}
 
@@ -204,12 +244,12 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 	if createdAt(ev) != nil && lag >= 0 { // clocks of two machines may disagree
 		h.metrics.observeOrderToCart(lag)
 	}
-	log.Info("order applied to cart", "items", len(ev.Items), "order_to_cart_ms", lag.Milliseconds())
+	log.InfoContext(ctx, "order applied to cart", "items", len(ev.Items), "order_to_cart_ms", lag.Milliseconds())
 
 	if fault == FaultCrashAfterCommit {
 		// Only a delivery that applied the order gets here; a redelivery after the crash returns
 		// above as a duplicate, so the service crashes once and then recovers.
-		log.Warn("fault injection: crashing after the cart commit, before acknowledging", "fault", fault)
+		log.WarnContext(ctx, "fault injection: crashing after the cart commit, before acknowledging", "fault", fault)
 		h.crash()
 	}
 	return OutcomeApplied
@@ -230,10 +270,10 @@ func (h *Handler) reject(ctx context.Context, log *slog.Logger, msg *primitive.M
 		RejectedAt:  h.now(),
 	})
 	if err != nil {
-		log.Warn("recording a rejected message failed; retrying", "reason", reason, "err", err)
+		log.WarnContext(ctx, "recording a rejected message failed; retrying", "reason", reason, "err", err)
 		return OutcomeRetried
 	}
-	log.Error("rejected a message that can never be applied; recorded and acknowledged", "reason", reason)
+	log.ErrorContext(ctx, "rejected a message that can never be applied; recorded and acknowledged", "reason", reason)
 	return OutcomeRejected
 }
 
