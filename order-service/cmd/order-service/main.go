@@ -25,6 +25,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/tracing"
 )
 
 func main() {
@@ -40,12 +41,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	cfg := env.Common(":8081", events.DefaultTopic, "order-service")
 	localTxTimeout := env.Duration("LOCAL_TX_TIMEOUT", 5*time.Second)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
+	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
+	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
+		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
 	if err := env.Err(); err != nil {
 		return err
 	}
+	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
+	tp, err := tracing.Setup(ctx, "order-service", getenv)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(tp)
 
-	// Logging: JSON lines with stable keys; the RocketMQ client's own log goes through it too.
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "order-service")
+	// Logging: JSON lines with stable keys, and the trace ID wherever a span is under way; the
+	// RocketMQ client's own log goes through it too.
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))).With("service", "order-service")
 	mq.RouteClientLogs(log)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -78,7 +89,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc := order.NewService(orders, order.Config{
-		Topic: cfg.Topic, FaultInjection: cfg.Faults, LocalTxTimeout: localTxTimeout,
+		Topic: cfg.Topic, FaultInjection: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp,
 	}, order.NewMetrics(reg), log)
 	p, err := rocketmq.NewTransactionProducer(svc,
 		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
@@ -98,15 +109,63 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
+	// Placement: the transactional flow, unless a benchmark asked for a baseline.
+	placer, stopPlacer, err := choosePlacement(placement, svc, cfg)
+	if err != nil {
+		return err
+	}
+	defer stopPlacer()
+
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight orders finish.
 	// The deferred calls above then shut down the producer and close the database, in that order.
-	handler := httpapi.NewServer(log, svc, cfg.Faults, map[string]httpx.Check{
+	handler := httpapi.NewServer(log, svc, placer, cfg.Faults, map[string]httpx.Check{
 		"mysql":    orders.Ping,
 		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
 	}, reg)
+	if cfg.Pprof {
+		handler = httpx.WithProfiler(handler)
+	}
+	handler = tp.HTTP(handler)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, handler), shutdownGrace, func(addr string) {
-		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults)
+		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults,
+			"placement", placement, "tracing", tp.Enabled(), "pprof", cfg.Pprof)
 	})
 	log.Info("shutting down")
 	return err
+}
+
+// choosePlacement returns what POST /orders calls. Anything but the transactional default is a
+// benchmark baseline that loses or never sends events (internal/order/baselines.go); dual-write
+// needs a plain producer of its own, which stop shuts down.
+func choosePlacement(placement string, svc *order.Service, cfg config.Common) (placer httpapi.Placer, stop func(), err error) {
+	switch placement {
+	case order.PlacementDirect:
+		return svc.Direct(), func() {}, nil
+	case order.PlacementDualWrite:
+		// Its own instance name, or it would share the transactional producer's internal client;
+		// its own group, because a group is either transactional or not.
+		p, err := rocketmq.NewProducer(
+			producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+			producer.WithGroupName(cfg.Group+"-dual-write"),
+			producer.WithInstanceName(mq.InstanceName("order-dual-write")),
+			producer.WithSendMsgTimeout(3*time.Second),
+		)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rocketmq producer (dual-write): %w", err)
+		}
+		if err := p.Start(); err != nil {
+			return nil, nil, fmt.Errorf("start rocketmq producer (dual-write): %w", err)
+		}
+		return svc.DualWrite(p), func() { p.Shutdown() }, nil
+	default:
+		return svc, func() {}, nil
+	}
+}
+
+// flushTraces exports the spans still buffered, bounded: a collector that is down must not hold
+// up the shutdown.
+func flushTraces(tp *tracing.Provider) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tp.Shutdown(ctx) // spans lost at exit are not worth failing the exit for
 }

@@ -14,7 +14,7 @@ import (
 // listLimit caps GET /orders?user_id=.
 const listLimit = 100
 
-func handlePlace(log *slog.Logger, orders *order.Service, faults bool) http.HandlerFunc {
+func handlePlace(log *slog.Logger, orders Placer, faults bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req order.Request
 		if err := httpx.Decode(w, r, &req); err != nil {

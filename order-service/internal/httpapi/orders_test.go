@@ -63,7 +63,7 @@ func newFixture(t *testing.T, faults bool) *fixture {
 	svc := order.NewService(st, order.Config{Topic: "t", FaultInjection: faults}, order.NewMetrics(reg), log)
 	p := &producer{listener: svc}
 	svc.UseProducer(p)
-	h := NewServer(log, svc, faults, map[string]httpx.Check{"mysql": st.Ping}, reg)
+	h := NewServer(log, svc, svc, faults, map[string]httpx.Check{"mysql": st.Ping}, reg)
 	return &fixture{h: h, producer: p, store: st}
 }
 

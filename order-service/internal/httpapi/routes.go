@@ -2,6 +2,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -13,12 +14,19 @@ import (
 	"rmqtx/pkg/httpx"
 )
 
-// NewServer returns the service's HTTP handler. ready lists what /readyz checks.
-func NewServer(log *slog.Logger, orders *order.Service, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
+// Placer places orders: the *order.Service itself (the transactional flow), or, in a benchmark
+// only, one of the baselines of order/baselines.go.
+type Placer interface {
+	Place(ctx context.Context, req order.Request, idemKey string, fault order.Fault) (order.Placed, error)
+}
+
+// NewServer returns the service's HTTP handler. POST /orders goes to place; ready lists what
+// /readyz checks.
+func NewServer(log *slog.Logger, orders *order.Service, place Placer, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
 	r.Use(httpx.Middleware(log)...)
 
-	r.Post("/orders", handlePlace(log, orders, faults))
+	r.Post("/orders", handlePlace(log, place, faults))
 	r.Get("/orders", handleList(log, orders))
 	r.Get("/orders/{id}", handleGet(log, orders))
 	r.Get("/orders/{id}/timeline", handleTimeline(log, orders))

@@ -14,7 +14,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_placed_total",
-			Help: "POST /orders outcomes: created, pending, replayed, not_placed, broker_unavailable, invalid, conflict.",
+			Help: "POST /orders outcomes: created, pending, replayed, not_placed, broker_unavailable, invalid, conflict (and event_lost, only ever from the dual-write benchmark baseline).",
 		}, []string{"outcome"}),
 		checkBacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "order_checkbacks_total",

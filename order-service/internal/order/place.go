@@ -40,11 +40,13 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"rmqtx/order-service/internal/store"
 	"rmqtx/order-service/internal/timeline"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/tracing"
 )
 
 // Producer is the part of the RocketMQ transactional producer this package uses; tests fake it.
@@ -64,6 +66,8 @@ type Service struct {
 	crash    func()
 	now      func() time.Time
 	timeline *timeline.Recorder // what happened, for people watching; nil records nothing
+	tracing  *tracing.Provider
+	tracer   trace.Tracer
 
 	// inflight hands each attempt from Place to ExecuteLocalTransaction, which the client library
 	// calls on the same goroutine, in between, with nothing but the message. It is never used to
@@ -76,7 +80,8 @@ type Service struct {
 type Config struct {
 	Topic          string
 	FaultInjection bool
-	LocalTxTimeout time.Duration // bound on the local transaction; default 5s
+	LocalTxTimeout time.Duration     // bound on the local transaction; default 5s
+	Tracing        *tracing.Provider // spans of the flow (tracing.go); nil records none
 }
 
 // NewService returns a Service. It has no producer yet: the producer is built with the Service as
@@ -85,9 +90,13 @@ func NewService(st *store.Store, cfg Config, metrics *Metrics, log *slog.Logger)
 	if cfg.LocalTxTimeout == 0 {
 		cfg.LocalTxTimeout = 5 * time.Second
 	}
+	if cfg.Tracing == nil {
+		cfg.Tracing = tracing.Disabled()
+	}
 	return &Service{
 		store: st, topic: cfg.Topic, faults: cfg.FaultInjection, txBound: cfg.LocalTxTimeout,
 		log: log, metrics: metrics, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, // DATETIME(6)
+		tracing: cfg.Tracing, tracer: cfg.Tracing.Tracer(tracerName),
 		// A crash fault point must behave exactly like kill -9: no deferred code, no flush.
 		crash: func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) },
 	}
@@ -150,21 +159,25 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 	log := s.log.With("order_id", at.row.OrderID, "user_id", req.UserID)
 
 	// Step 2: send the half message. Step 3 (ExecuteLocalTransaction) runs inside this call.
+	// The message carries this span's trace context to cart-service (tracing.go).
+	ctx, span := s.startSend(ctx, msg, at.row.OrderID)
+	at.ctx = ctx
 	s.inflight.Store(at.row.OrderID, at)
 	defer s.inflight.Delete(at.row.OrderID)
 	res, err := s.producer.SendMessageInTransaction(ctx, msg)
+	endSend(span, res, err)
 	if err != nil {
 		// The broker did not confirm the half message, so the local transaction never ran. If the
 		// broker did store it after all (a timeout), its check-back finds no tx_log row, claims
 		// the ID as rolled back, and the message is dropped: nothing is ever delivered.
-		log.Warn("half message not sent", "err", err)
+		log.WarnContext(ctx, "half message not sent", "err", err)
 		s.metrics.placed.WithLabelValues("broker_unavailable").Inc()
 		return Placed{}, fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)
 	}
 	if !at.executed {
 		// The broker answered, but not SEND_OK (e.g. flush timeout): the library rolled back
 		// without calling us.
-		log.Warn("half message not stored", "status", res.Status)
+		log.WarnContext(ctx, "half message not stored", "status", res.Status)
 		s.metrics.placed.WithLabelValues("broker_unavailable").Inc()
 		return Placed{}, fmt.Errorf("%w: send status %v", ErrBrokerUnavailable, res.Status)
 	}
@@ -176,13 +189,13 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 	case at.err == nil:
 		// Durable. Whether the commit reached the broker or not (skip-end-transaction, a lost
 		// packet), the check-back will find tx_log 'committed': 201 is the truth.
-		log.Info("order created", "msg_id", res.MsgID, "broker_answer", stateName(res.State))
+		log.InfoContext(ctx, "order created", "msg_id", res.MsgID, "broker_answer", stateName(res.State))
 		s.metrics.placed.WithLabelValues("created").Inc()
 		return Placed{Order: fromRow(at.row, StatusCreated)}, nil
 	case errors.Is(at.err, mysqldb.ErrCommitUnknown):
 		// COMMIT failed and we cannot know whether it took effect. We answered the broker
 		// Unknown; its check-back will read the truth from tx_log. So must the client.
-		log.Warn("local commit outcome unknown; the check-back will decide", "err", at.err)
+		log.WarnContext(ctx, "local commit outcome unknown; the check-back will decide", "err", at.err)
 		s.metrics.placed.WithLabelValues("pending").Inc()
 		return Placed{Order: fromRow(at.row, StatusPending)}, nil
 	case idemKey != "" && mysqldb.IsDuplicateKey(at.err, store.KeyIdempotency):
@@ -190,7 +203,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		return s.replay(ctx, req, idemKey)
 	default:
 		// Rolled back locally and answered Rollback: the half message is dropped.
-		log.Error("local transaction failed; order not placed", "err", at.err)
+		log.ErrorContext(ctx, "local transaction failed; order not placed", "err", at.err)
 		s.metrics.placed.WithLabelValues("not_placed").Inc()
 		return Placed{}, fmt.Errorf("%w: %w", ErrNotPlaced, at.err)
 	}
@@ -198,7 +211,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 
 // ExecuteLocalTransaction is step 3, called by the client library once the broker has stored the
 // half message, on the goroutine that called SendMessageInTransaction.
-func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {
+func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primitive.LocalTransactionState) {
 	v, ok := s.inflight.Load(msg.GetKeys())
 	if !ok {
 		// Not an order this process is placing (the start-up warm-up message): roll it back.
@@ -216,6 +229,8 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 	bound := s.txBound + at.fault.Slow
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(at.ctx), bound)
 	defer cancel()
+	ctx, span := s.startLocalTx(ctx, at.row.OrderID)
+	defer func() { endLocalTx(span, state, at.err) }()
 
 	start, halfStored := time.Now(), s.now()
 	at.err = s.store.InTx(ctx, func(tx *store.Store) error {
@@ -280,32 +295,42 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primitive.LocalTransactionState) {
 	orderID := msg.GetKeys()
 	log := s.log.With("order_id", orderID, "msg_id", msg.MsgId)
+	var (
+		ctx     = context.Background()
+		span    trace.Span // started below, inside the recover: tracing must not stop check-backs either
+		outcome store.Outcome
+		err     error
+	)
 	defer func() {
 		// A panic here would end the client's check-back goroutine silently, and every later
 		// check would block for ever. Answer Unknown: the broker asks again.
 		if r := recover(); r != nil {
-			log.Error("check-back panicked", "panic", r)
+			log.ErrorContext(ctx, "check-back panicked", "panic", r)
 			state = primitive.UnkonwnState
 		}
 		s.metrics.checkBacks.WithLabelValues(stateName(state)).Inc()
 		if orderID != "" {
 			s.timeline.Record(orderID, timeline.CheckBack, checkBackDetail(state), s.now())
 		}
+		if span != nil {
+			endCheckBack(span, state, string(outcome), err)
+		}
 	}()
+	ctx, span = s.startCheckBack(msg)
 	if orderID == "" {
-		log.Warn("check-back for a message without an order ID; rolling it back")
+		log.WarnContext(ctx, "check-back for a message without an order ID; rolling it back")
 		return primitive.RollbackMessageState
 	}
 	// Bounded: the library answers check-backs one at a time, so a stuck one stalls them all.
 	// A local transaction holding the row longer than this gets Unknown, and a later check.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	outcome, err := s.store.ResolveCheck(ctx, orderID, s.now())
+	outcome, err = s.store.ResolveCheck(ctx, orderID, s.now())
 	if err != nil {
-		log.Warn("check-back could not read the outcome; answering unknown", "err", err)
+		log.WarnContext(ctx, "check-back could not read the outcome; answering unknown", "err", err)
 		return primitive.UnkonwnState
 	}
-	log.Info("check-back answered", "outcome", outcome)
+	log.InfoContext(ctx, "check-back answered", "outcome", outcome)
 	if outcome == store.Committed {
 		return primitive.CommitMessageState
 	}
