@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type Common struct {
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Faults   bool       // FAULT_INJECTION: "on" honours fault requests; anything but on/off is an error
 	Pprof    bool       // PPROF: "on" serves net/http/pprof under /debug/pprof/ (off by default)
+	Timeline bool       // TIMELINE: "on" (the default) records each order's steps for its timeline
 }
 
 // Env reads settings from a getenv function (os.Getenv in main, a map in tests) and remembers
@@ -104,6 +106,20 @@ func (e *Env) OneOf(name, def string, allowed ...string) string {
 	return def
 }
 
+// URL parses an absolute http or https URL such as http://cart-service:8082; nil when unset.
+func (e *Env) URL(name string) *url.URL {
+	v := e.String(name, "")
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.fail(name, "must be an http:// or https:// URL with a host, got %q", v)
+		return nil
+	}
+	return u
+}
+
 // Common reads the shared settings. defaultAddr and defaultGroup differ per service.
 func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 	c := Common{
@@ -160,5 +176,8 @@ func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 	}
 	// Profiles show the service's internals and cost CPU while taken: off unless asked for.
 	c.Pprof = e.OneOf("PPROF", "off", "on", "off") == "on"
+	// The timeline is how people watch the technique work, so it is on; off exists to measure
+	// what recording costs, and changes nothing else.
+	c.Timeline = e.OneOf("TIMELINE", "on", "on", "off") == "on"
 	return c
 }

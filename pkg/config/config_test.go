@@ -25,7 +25,7 @@ func TestCommonDefaults(t *testing.T) {
 	}
 	want := Common{
 		HTTPAddr: ":8081", MySQLDSN: "u:p@tcp(127.0.0.1:3306)/orders", Namesrv: []string{"127.0.0.1:9876"},
-		Topic: "order-events", Group: "g", LogLevel: slog.LevelInfo,
+		Topic: "order-events", Group: "g", LogLevel: slog.LevelInfo, Timeline: true,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("config (-want +got):\n%s", d)
@@ -121,5 +121,52 @@ func TestPprofIsOffUnlessOn(t *testing.T) {
 	e.Common(":1", "t", "g")
 	if e.Err() == nil || !strings.Contains(e.Err().Error(), "PPROF") {
 		t.Errorf("PPROF=yes: err = %v, want one naming PPROF", e.Err())
+	}
+}
+
+func TestTimelineIsOnUnlessOff(t *testing.T) {
+	for value, want := range map[string]bool{"": true, "on": true, "off": false, "OFF": false} {
+		m := valid()
+		m["TIMELINE"] = value
+		e := NewEnv(env(m))
+		if got := e.Common(":1", "t", "g").Timeline; got != want || e.Err() != nil {
+			t.Errorf("TIMELINE=%q: Timeline = %v, err %v; want %v", value, got, e.Err(), want)
+		}
+	}
+	m := valid()
+	m["TIMELINE"] = "0"
+	e := NewEnv(env(m))
+	e.Common(":1", "t", "g")
+	if e.Err() == nil || !strings.Contains(e.Err().Error(), "TIMELINE must be one of on, off") {
+		t.Errorf("TIMELINE=0: err = %v, want one naming TIMELINE and its values", e.Err())
+	}
+}
+
+func TestURL(t *testing.T) {
+	tests := []struct {
+		value, want string
+		wantErr     bool
+	}{
+		{"", "", false},
+		{"http://cart-service:8082", "http://cart-service:8082", false},
+		{" https://127.0.0.1:8082/base ", "https://127.0.0.1:8082/base", false},
+		{"127.0.0.1:8082", "", true}, // no scheme
+		{"ftp://cart:21", "", true},
+		{"http://", "", true},
+		{"http://a b", "", true},
+	}
+	for _, tt := range tests {
+		e := NewEnv(env(map[string]string{"CART_URL": tt.value}))
+		got := e.URL("CART_URL")
+		gotS := ""
+		if got != nil {
+			gotS = got.String()
+		}
+		if gotS != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("CART_URL=%q: %q, err %v; want %q, error %v", tt.value, gotS, e.Err(), tt.want, tt.wantErr)
+		}
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "CART_URL must be an http:// or https:// URL") {
+			t.Errorf("CART_URL=%q: error %q does not name the setting", tt.value, e.Err())
+		}
 	}
 }
