@@ -110,7 +110,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
 	handler := cart.NewHandler(carts, metrics, log, cart.Options{
-		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp,
+		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: cfg.Timeline,
 	})
 	c, err := startConsumer(cfg, maxReconsume, handler)
 	if err != nil {
@@ -145,7 +145,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof)
+			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
 	})
 	log.Info("shutting down")
 	return err

@@ -87,6 +87,9 @@ type Options struct {
 	// Tracing continues, in the consumer, the trace that order-service wrote into the message;
 	// nil records nothing.
 	Tracing *tracing.Provider
+	// Timeline records what each delivery did in order_deliveries (deliveries.go), for people
+	// watching (TIMELINE=on). Off, nothing is written there, so that its cost can be measured.
+	Timeline bool
 }
 
 // Handler applies OrderCreated messages to carts. Its Consume method is the push consumer's
@@ -101,12 +104,13 @@ type Handler struct {
 	maxReconsume int32
 	tracing      *tracing.Provider
 	tracer       trace.Tracer
+	timeline     bool
 }
 
 // NewHandler builds the consumer callback.
 func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, opts Options) *Handler {
 	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now,
-		maxReconsume: opts.MaxReconsume, tracing: opts.Tracing}
+		maxReconsume: opts.MaxReconsume, tracing: opts.Tracing, timeline: opts.Timeline}
 	if h.tracing == nil {
 		h.tracing = tracing.Disabled()
 	}
@@ -211,6 +215,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 	fault := h.fault(log, msg)
 	if fault == FaultFailOnce && msg.ReconsumeTimes == 0 {
 		log.WarnContext(ctx, "fault injection: failing the first delivery", "fault", fault)
+		h.note(ctx, log, msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
 		return OutcomeRetried
 	}
 
@@ -224,18 +229,30 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		}); err != nil {
 			return err
 		}
-		return tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt)
+		if err := tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt); err != nil {
+			return err
+		}
+		if !h.timeline {
+			return nil
+		}
+		// In the same transaction: no extra commit, and the step exists exactly when the cart
+		// change does. (An insert that fails here fails the transaction, like any other insert
+		// on a database in trouble: the delivery is retried.)
+		return tx.RecordDelivery(applyCtx, h.appliedStep(msg, ev.OrderID, len(ev.Items)))
 	})
 	endApply(apply, err)
 	switch {
 	case errors.Is(err, store.ErrAlreadyProcessed):
 		log.InfoContext(ctx, "order already applied; acknowledging without touching the cart")
+		h.note(ctx, log, msg, ev.OrderID, StepDuplicate, "order ID already in processed_orders: acknowledged, cart untouched")
 		return OutcomeDuplicate
 	case errors.Is(err, mysqldb.ErrCommitUnknown):
 		log.WarnContext(ctx, "cart commit outcome unknown; retrying, the redelivery will find out", "err", err)
+		h.note(ctx, log, msg, ev.OrderID, StepRetry, "commit outcome unknown; if it did commit, the redelivery is a duplicate: "+err.Error())
 		return OutcomeRetried
 	case err != nil:
 		log.WarnContext(ctx, "applying the order failed; retrying", "err", err)
+		h.note(ctx, log, msg, ev.OrderID, StepRetry, "applying failed: "+err.Error())
 		return OutcomeRetried
 	}
 
@@ -274,6 +291,8 @@ func (h *Handler) reject(ctx context.Context, log *slog.Logger, msg *primitive.M
 		return OutcomeRetried
 	}
 	log.ErrorContext(ctx, "rejected a message that can never be applied; recorded and acknowledged", "reason", reason)
+	// The message key is the order ID when order-service sent it; the body could not tell us.
+	h.note(ctx, log, msg, msg.GetKeys(), StepRejected, reason.Error())
 	return OutcomeRejected
 }
 

@@ -45,6 +45,7 @@ type setup struct {
 	faults    bool
 	withProxy bool
 	now       func() time.Time
+	timeline  bool // record order_deliveries (deliveries_test.go)
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -79,8 +80,9 @@ func newFixture(t *testing.T, s setup) *fixture {
 		t.Fatal(err)
 	}
 	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Options{
-		Faults: s.faults,
-		Now:    s.now,
+		Faults:   s.faults,
+		Now:      s.now,
+		Timeline: s.timeline,
 		Crash: func() {
 			f.crashes.Add(1)
 			// The crash must come after the commit: the order is already in the database.

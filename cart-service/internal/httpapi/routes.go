@@ -18,6 +18,7 @@ func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, metrics promethe
 	r.Method("PUT", "/carts/{user_id}/items/{sku}", handlePutItem(log, st, now))
 	r.Method("DELETE", "/carts/{user_id}/items/{sku}", handleDeleteItem(log, st))
 	r.Method("GET", "/carts/{user_id}/orders/{order_id}", handleGetAppliedOrder(log, st))
+	r.Method("GET", "/orders/{order_id}/timeline", handleTimeline(log, st))
 
 	r.Method("GET", "/healthz", httpx.Healthz())
 	r.Method("GET", "/readyz", httpx.Readyz(ready))

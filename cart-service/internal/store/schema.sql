@@ -37,3 +37,20 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
     rejected_at  DATETIME(6)  NOT NULL,
     PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- What each delivery of an order's event did, for people watching the technique work (GET
+-- /orders/{order_id}/timeline and order-service's web page). Nothing reads it to decide anything:
+-- processed_orders alone decides whether an order is applied. The 'applied' step is written in the
+-- transaction that applies the order, so it exists exactly when the cart change does; duplicates,
+-- retries and rejections are written afterwards, best effort (TIMELINE=off writes nothing here).
+CREATE TABLE IF NOT EXISTS order_deliveries (
+    id              BIGINT       NOT NULL AUTO_INCREMENT,
+    order_id        VARCHAR(64)  NOT NULL,
+    step            VARCHAR(32)  NOT NULL, -- applied, duplicate_acknowledged, retry_requested, rejected
+    detail          VARCHAR(255) NOT NULL,
+    reconsume_times INT          NOT NULL, -- how often the broker had delivered this message before
+    msg_id          VARCHAR(128) NOT NULL,
+    at              DATETIME(6)  NOT NULL,
+    PRIMARY KEY (id),
+    KEY idx_order_deliveries_order (order_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -1,0 +1,156 @@
+package cart_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/google/go-cmp/cmp"
+
+	"rmqtx/cart-service/internal/cart"
+)
+
+// steps reads an order's cart-side timeline as "step rN" (N: the delivery's reconsume count),
+// checking that every step says something.
+func (f *fixture) steps(t *testing.T, orderID string) []string {
+	t.Helper()
+	ds, err := f.store.Deliveries(context.Background(), orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range ds {
+		if d.Detail == "" || !strings.HasPrefix(d.MsgID, "MSG") || d.At.IsZero() {
+			t.Errorf("step %+v: want a detail, the message ID and a time", d)
+		}
+		out = append(out, fmt.Sprintf("%s r%d", d.Step, d.ReconsumeTimes))
+	}
+	return out
+}
+
+func TestTimelineRecordsEachDelivery(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		proxy     bool
+		run       func(t *testing.T, f *fixture)
+		want      []string
+		wantCart  map[string]int
+		wantInOne string // a substring of some step's detail
+	}{
+		{
+			name: "retried, applied, then a duplicate",
+			run: func(t *testing.T, f *fixture) {
+				ev := order("o1", "u1", item("A", 2))
+				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
+				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+				f.consume(eventMessage(t, ev, "", 0)) // a re-put under another message ID
+			},
+			want:      []string{"retry_requested r0", "applied r1", "duplicate_acknowledged r0"},
+			wantCart:  map[string]int{"A": 3},
+			wantInOne: "cart-fail-once",
+		},
+		{
+			name: "crash after the cart commit, then the redelivery",
+			run: func(t *testing.T, f *fixture) {
+				ev := order("o1", "u1", item("A", 2))
+				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+			},
+			want:      []string{"applied r0", "duplicate_acknowledged r0"},
+			wantCart:  map[string]int{"A": 3},
+			wantInOne: "processed_orders",
+		},
+		{
+			name: "poison, keyed by the message key",
+			run: func(t *testing.T, f *fixture) {
+				f.consume(message([]byte("not an event"), "o1", "", 0))
+			},
+			want:      []string{"rejected r0"},
+			wantCart:  map[string]int{"A": 5},
+			wantInOne: "invalid character",
+		},
+		{
+			// The applied step committed with the cart change; the consumer could not know.
+			name:  "commit answer lost",
+			proxy: true,
+			run: func(t *testing.T, f *fixture) {
+				ev := order("o1", "u1", item("A", 2))
+				f.proxy.DropReplyToNextCommit()
+				f.consume(eventMessage(t, ev, "", 0))
+				f.consume(eventMessage(t, ev, "", 1))
+			},
+			want:      []string{"applied r0", "retry_requested r0", "duplicate_acknowledged r1"},
+			wantCart:  map[string]int{"A": 3},
+			wantInOne: "commit outcome unknown",
+		},
+		{
+			// The retry's step cannot be written while the database is down: it is missing, and
+			// nothing else changes.
+			name:  "database down",
+			proxy: true,
+			run: func(t *testing.T, f *fixture) {
+				ev := order("o1", "u1", item("A", 2))
+				f.proxy.SetDown(true)
+				r, _ := f.consume(eventMessage(t, ev, "", 0))
+				wantResult(t, "delivery during the outage", r, consumer.ConsumeRetryLater)
+				f.proxy.SetDown(false)
+				r, _ = f.consume(eventMessage(t, ev, "", 1))
+				wantResult(t, "delivery after the outage", r, consumer.ConsumeSuccess)
+			},
+			want:     []string{"applied r1"},
+			wantCart: map[string]int{"A": 3},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, setup{faults: true, timeline: true, withProxy: tc.proxy})
+			f.setCart(t, "u1", map[string]int{"A": 5})
+			tc.run(t, f)
+			if d := cmp.Diff(tc.want, f.steps(t, "o1")); d != "" {
+				t.Errorf("steps (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.wantCart, f.cart(t, "u1")); d != "" {
+				t.Errorf("cart (-want +got):\n%s", d)
+			}
+			if tc.wantInOne != "" {
+				ds, _ := f.store.Deliveries(context.Background(), "o1")
+				found := false
+				for _, d := range ds {
+					found = found || strings.Contains(d.Detail, tc.wantInOne)
+				}
+				if !found {
+					t.Errorf("no step's detail mentions %q: %+v", tc.wantInOne, ds)
+				}
+			}
+		})
+	}
+}
+
+// Off, the consumer writes no steps and does exactly what it does on.
+func TestTimelineOffChangesNothingElse(t *testing.T) {
+	t.Parallel()
+	counts := map[bool]map[string]int{}
+	for _, on := range []bool{true, false} {
+		f := newFixture(t, setup{faults: true, timeline: on})
+		f.setCart(t, "u1", map[string]int{"A": 5})
+		ev := order("o1", "u1", item("A", 2))
+		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
+		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+		f.consume(eventMessage(t, ev, "", 0))
+		f.consume(message([]byte("poison"), "o1", "", 0))
+		if d := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); d != "" {
+			t.Errorf("timeline on=%v: cart (-want +got):\n%s", on, d)
+		}
+		if n := len(f.steps(t, "o1")); (n > 0) != on {
+			t.Errorf("timeline on=%v: %d steps recorded", on, n)
+		}
+		counts[on] = f.counts()
+	}
+	if d := cmp.Diff(counts[true], counts[false]); d != "" {
+		t.Errorf("outcomes with the timeline on and off differ (-on +off):\n%s", d)
+	}
+}
