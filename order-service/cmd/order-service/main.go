@@ -20,6 +20,8 @@ import (
 	"rmqtx/order-service/internal/httpapi"
 	"rmqtx/order-service/internal/order"
 	"rmqtx/order-service/internal/store"
+	"rmqtx/order-service/internal/timeline"
+	"rmqtx/order-service/internal/ui"
 	"rmqtx/pkg/config"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/httpx"
@@ -44,6 +46,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
 	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
 		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
+	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
+	cartURL := env.URL("CART_URL")
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -105,6 +109,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer p.Shutdown()
 	svc.UseProducer(p)
+
+	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
+	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
+	// calls run in reverse), so no step of a finished request is lost.
+	if cfg.Timeline {
+		host, _ := os.Hostname()
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
+		})
+		reg.MustRegister(dropped)
+		steps := timeline.NewRecorder(orders, host+cfg.HTTPAddr, log, dropped.Inc)
+		defer steps.Close()
+		svc.UseTimeline(steps)
+	}
 	if err := svc.Warmup(ctx); err != nil {
 		return err
 	}
@@ -122,13 +140,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		"mysql":    orders.Ping,
 		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
 	}, reg)
+	// The web page (/ and /ui/) in front of the API. It reaches cart-service through this
+	// service, so a browser needs one address and no CORS.
+	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline})
 	if cfg.Pprof {
 		handler = httpx.WithProfiler(handler)
 	}
 	handler = tp.HTTP(handler)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, handler), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults,
-			"placement", placement, "tracing", tp.Enabled(), "pprof", cfg.Pprof)
+			"placement", placement, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "cart_url", cartURL != nil)
 	})
 	log.Info("shutting down")
 	return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -23,6 +24,8 @@ func TestRunRejectsBadConfigWithOneLine(t *testing.T) {
 		{map[string]string{"ROCKETMQ_NAMESRV": "127.0.0.1:9876"}, "MYSQL_DSN is required"},
 		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders"}, "ROCKETMQ_NAMESRV is required"},
 		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "LOCAL_TX_TIMEOUT": "soon"}, "LOCAL_TX_TIMEOUT"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "CART_URL": "cart-service:8082"}, "CART_URL"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "TIMELINE": "maybe"}, "TIMELINE"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
@@ -85,6 +88,17 @@ func TestRunStartsAndShutsDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 201 {
 		t.Fatalf("POST /orders = %d", resp.StatusCode)
+	}
+	// The web page is wired in front of the API; without CART_URL it says cart-service is not
+	// connected.
+	resp, err = http.Get(fmt.Sprintf("http://%s/ui/config", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), `"cart_connected":false`) || !strings.Contains(string(page), `"timeline":true`) {
+		t.Fatalf("GET /ui/config = %d %s", resp.StatusCode, page)
 	}
 	cancel()
 	select {

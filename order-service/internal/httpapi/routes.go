@@ -21,7 +21,7 @@ type Placer interface {
 }
 
 // NewServer returns the service's HTTP handler. POST /orders goes to place; ready lists what
-// /readyz checks.
+// /readyz checks. (The web page, / and /ui/, is package ui, which main puts in front of this.)
 func NewServer(log *slog.Logger, orders *order.Service, place Placer, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
 	r.Use(httpx.Middleware(log)...)
