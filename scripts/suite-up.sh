@@ -13,6 +13,7 @@
 #   ORDERS_DSN      (rmqtx:rmqtx@tcp(127.0.0.1:3306)/orders)
 #   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
 #   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
+#   TIMELINE        (on: record each order's steps for the web page; off to measure their cost)
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
 set -euo pipefail
 
@@ -55,13 +56,14 @@ start() {
     ROCKETMQ_NAMESRV=${ROCKETMQ_NAMESRV:-127.0.0.1:9876} \
     ROCKETMQ_BROKER_ADDR=${ROCKETMQ_BROKER_ADDR:-127.0.0.1:10911} \
     ROCKETMQ_TOPIC=${ROCKETMQ_TOPIC:-} LOG_LEVEL=${LOG_LEVEL:-info} \
-    FAULT_INJECTION=${FAULT_INJECTION:-on} \
+    FAULT_INJECTION=${FAULT_INJECTION:-on} TIMELINE=${TIMELINE:-on} \
     "$SUITE_DIR/bin/$bin" </dev/null >>"$logfile" 2>&1 &
   echo $! >"$pidfile"
 }
 
-start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
-start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+# CART_URL: the web page each order-service serves reaches cart-service through it.
+CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
 start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
 
 for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR"; do
@@ -78,3 +80,4 @@ for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart
   curl -fsS -o /dev/null "http://$addr/readyz" || { log "FAILED: $name not ready after 120 s"; exit 1; }
   log "$name ready at http://$addr"
 done
+log "web page: http://$ORDER_ADDR_1/ (place an order and watch its steps)"

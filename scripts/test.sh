@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project against real servers: starts MariaDB and RocketMQ with
-# scripts/infra-up.sh (installing them first on a fresh machine), then gofmt, go vet and
+# scripts/infra-up.sh (installing them first on a fresh machine) and makes sure Chromium is there
+# for the browser test (scripts/install-chromium.sh), then gofmt, go vet and
 # go test -race over every module, integration and end-to-end tests included.
 #
 #   scripts/test.sh                 everything
@@ -13,6 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 "$ROOT/scripts/infra-up.sh"
+# The browser test of the web page drives a headless Chromium.
+"$ROOT/scripts/install-chromium.sh"
 # shellcheck disable=SC1091
 source "${INFRA_DIR:-$ROOT/.infra}/env"
 

@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -313,6 +314,9 @@ func TestGoServicesGetTheirSettings(t *testing.T) {
 			if v, ok := env(t, s, "FAULT_INJECTION"); ok && !slices.Contains([]string{"on", "off"}, strings.ToLower(v)) {
 				t.Errorf("%s: FAULT_INJECTION = %q; the service accepts on or off", name, v)
 			}
+			if v, ok := env(t, s, "TIMELINE"); ok && !slices.Contains([]string{"on", "off"}, strings.ToLower(v)) {
+				t.Errorf("%s: TIMELINE = %q; the service accepts on or off", name, v)
+			}
 
 			dsn, _ := env(t, s, "MYSQL_DSN")
 			cfg, err := mysql.ParseDSN(dsn)
@@ -569,6 +573,41 @@ func TestOrderServiceReplicasAreOneGroup(t *testing.T) {
 			t.Errorf("order-service publishes to topic %q but cart-service consumes %q", o, c)
 		}
 	})
+}
+
+// The web page each order-service serves reaches cart-service through it (CART_URL): the address
+// must be the cart-service service on the port it listens on, as containers see it.
+func TestOrderServicePageReachesCartService(t *testing.T) {
+	p := load(t)
+	cart, err := p.GetService("cart-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cartAddr, _ := env(t, cart, "HTTP_ADDR")
+	_, cartPort, err := net.SplitHostPort(cartAddr)
+	if err != nil {
+		t.Fatalf("cart-service: HTTP_ADDR %q is not host:port", cartAddr)
+	}
+	for _, name := range orderReplicas {
+		t.Run(name, func(t *testing.T) {
+			s, err := p.GetService(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, ok := env(t, s, "CART_URL")
+			if !ok {
+				t.Fatalf("%s: CART_URL is not set; the web page could not show the cart", name)
+			}
+			u, err := url.Parse(v)
+			if err != nil || u.Scheme != "http" || u.Path != "" {
+				t.Fatalf("%s: CART_URL = %q, want http://<host>:<port> with no path", name, v)
+			}
+			if u.Hostname() != cart.Name || u.Port() != cartPort {
+				t.Errorf("%s: CART_URL = %q, want http://%s:%s (the cart-service service and its HTTP_ADDR port; 127.0.0.1 would be the order-service container itself)",
+					name, v, cart.Name, cartPort)
+			}
+		})
+	}
 }
 
 func TestPublishedPortsDoNotClash(t *testing.T) {

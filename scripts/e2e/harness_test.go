@@ -321,8 +321,9 @@ func newSuite(t *testing.T) *suite {
 		cart: newProc("cart", cartBin, freeAddr(t), with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})),
 	}
 	for i := range 2 {
+		// CART_URL: the web page each instance serves reaches cart-service through it.
 		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t),
-			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup})))
+			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr})))
 	}
 	t.Cleanup(func() {
 		for _, p := range append(append([]*proc{}, s.orders...), s.cart) {
