@@ -158,7 +158,11 @@ func (s *Store) ProcessedOrder(ctx context.Context, userID, orderID string) (Pro
 // ordering. It decrements rather than deletes, so items added after the order survive.
 //
 // Lines are updated in SKU order so that two transactions decrementing the same cart lock its rows
-// in the same order and cannot deadlock on each other.
+// in the same order and cannot deadlock on each other. For the same reason an emptied line is
+// deleted right after its own update, by its full primary key, which locks that row and nothing
+// else: one "delete the user's emptied lines" statement may scan (and lock) the user's other
+// lines too, which a concurrent order of the same user holds, and InnoDB then breaks the cycle by
+// failing one of the two orders (a retry, and a second's delay for a good order).
 func (s *Store) DecrementLines(ctx context.Context, userID string, lines []Line, now time.Time) error {
 	sorted := slices.Clone(lines)
 	slices.SortFunc(sorted, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
@@ -169,9 +173,9 @@ func (s *Store) DecrementLines(ctx context.Context, userID string, lines []Line,
 		if err != nil {
 			return fmt.Errorf("decrement cart line %s/%s: %w", userID, l.SKU, err)
 		}
-	}
-	if err := db.Where("user_id = ? AND quantity <= 0", userID).Delete(&CartItem{}).Error; err != nil {
-		return fmt.Errorf("remove emptied cart lines of %s: %w", userID, err)
+		if err := db.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ? AND quantity <= 0`, userID, l.SKU).Error; err != nil {
+			return fmt.Errorf("remove emptied cart line %s/%s: %w", userID, l.SKU, err)
+		}
 	}
 	return nil
 }
