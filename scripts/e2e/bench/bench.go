@@ -1,0 +1,56 @@
+// Package bench holds what the load generator measures and how the benchmark table reads it:
+// the JSON result of one run (one cell of the table) and latency percentiles.
+package bench
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Result is one load-generator run, as cmd/loadgen prints it with -json.
+type Result struct {
+	Label       string  `json:"label"`       // what the caller calls this run, e.g. "transactional c=8"
+	Mode        string  `json:"mode"`        // "closed" (fixed concurrency) or "open" (fixed rate)
+	Concurrency int     `json:"concurrency"` // closed loop: clients; open loop: the in-flight bound
+	Rate        float64 `json:"rate"`        // open loop: offered orders per second
+	DurationS   float64 `json:"duration_s"`  // the measured window, warm-up excluded
+
+	Requests    int     `json:"requests"`     // POST /orders started in the window
+	Placed      int     `json:"placed"`       // answered 201 or 202
+	OrdersPerS  float64 `json:"orders_per_s"` // Placed / DurationS
+	HTTP        Summary `json:"http_ms"`      // latency of every answered request
+	E2E         Summary `json:"e2e_ms"`       // order created -> cart updated, placed orders only
+	E2EMeasured bool    `json:"e2e_measured"` // false when no CARTS_DSN was given
+	E2EMissing  int     `json:"e2e_missing"`  // placed orders not applied to a cart when the run gave up waiting
+
+	Errors  map[string]int `json:"errors"`       // by kind: http_503, timeout, refused, overload, ...
+	PeakRSS map[string]int `json:"peak_rss_kib"` // per watched process, the highest VmRSS sampled
+	// CPU is the cores each watched process used on average during the measured window, and
+	// under "machine" all processes together (from /proc/stat): where the time goes.
+	CPU map[string]float64 `json:"cpu_cores"`
+}
+
+// Summary is a latency distribution in milliseconds.
+type Summary struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// Summarize computes the percentiles of ds (nearest rank). It sorts ds.
+func Summarize(ds []time.Duration) Summary {
+	if len(ds) == 0 {
+		return Summary{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(ds)))) - 1
+		return ms(ds[max(i, 0)])
+	}
+	return Summary{Count: len(ds), P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
