@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -114,12 +115,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
 	// calls run in reverse), so no step of a finished request is lost.
 	if cfg.Timeline {
+		// The instance is named host:port, so two instances of one host (or two containers) differ.
 		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by config
 		dropped := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
 		})
 		reg.MustRegister(dropped)
-		steps := timeline.NewRecorder(orders, host+cfg.HTTPAddr, log, dropped.Inc)
+		steps := timeline.NewRecorder(orders, net.JoinHostPort(host, port), log, dropped.Inc)
 		defer steps.Close()
 		svc.UseTimeline(steps)
 	}

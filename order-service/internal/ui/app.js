@@ -223,7 +223,9 @@ async function placeOrder(ev) {
     const { status, data } = await api("POST", "../orders", { user_id: state.user, items }, headers);
     if (status === 201 || status === 202) {
       const id = data.order.order_id;
-      state.placedHere.set(id, status === 201 ? "201 created" : "202 pending");
+      state.placedHere.set(id, String(status));
+      state.toOrder.clear(); // back to 1 of each line once the cart changes
+      state.cartKey = "";
       say(status === 201
         ? `201 Created: order ${id} is durable. Now watch its event reach the cart.`
         : `202 Accepted, pending: the commit's outcome is unknown; the broker's check-back will decide, and GET /orders/${id} will tell.`,
@@ -359,8 +361,8 @@ function drawCartTable(sel, lines, compareTo) {
 function drawCartBefore() {
   const w = state.watched;
   if (!w || !w.before) {
-    $("#cart-before tbody").replaceChildren(el("tr", {},
-      el("td", { colspan: "2", class: "help", text: "not seen: this order was not placed from this page" })));
+    const why = w ? "not seen: this order was not placed from this page" : "no order watched yet";
+    $("#cart-before tbody").replaceChildren(el("tr", {}, el("td", { colspan: "2", class: "help", text: why })));
     return;
   }
   drawCartTable("#cart-before", w.before, null);
@@ -410,7 +412,7 @@ function drawOrders() {
       el("td", { class: "mono", text: o.order_id }),
       el("td", { text: new Date(o.created_at).toLocaleTimeString() }),
       el("td", { text: items }),
-      el("td", { text: o.status + (answer ? ` (answered ${answer})` : "") }),
+      el("td", { text: o.status + (answer ? ` · answered ${answer}` : "") }),
       el("td", {}, el("button", {
         type: "button", class: "quiet", text: watched ? "watching" : "Watch",
         "aria-label": `Watch order ${o.order_id}`,
@@ -501,6 +503,7 @@ async function start() {
   notice("down", "");
   drawConfig();
   drawCart();
+  drawCartBefore();
   await refreshOrders();
   tick();
 }
