@@ -27,6 +27,9 @@
 #   CLIENTS          concurrencies ("1 8 32")             USERS (200 carts)
 #   PORT_BASE        first of four ports (18181)          LOG_LEVEL (warn: measure the flow, not the logger)
 #   PPROF            on/off (off)
+#   TIMELINE         on/off (off). The order timeline (a teaching aid, on by default in the services)
+#                    writes rows of its own in C's local transaction and in cart-service's; the
+#                    baselines write none, so off compares like with like. on measures C as shipped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +41,7 @@ USERS=${USERS:-200}
 PORT_BASE=${PORT_BASE:-18181}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 PPROF=${PPROF:-off}
+TIMELINE=${TIMELINE:-off}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -80,7 +84,7 @@ start() {
   shift 5
   env HTTP_ADDR="127.0.0.1:$port" MYSQL_DSN="${MYSQL_BASE}$db" ROCKETMQ_NAMESRV="$NAMESRV" \
     ROCKETMQ_BROKER_ADDR="$BROKER" ROCKETMQ_TOPIC="$TOPIC" ROCKETMQ_GROUP="$group" \
-    LOG_LEVEL="$LOG_LEVEL" FAULT_INJECTION=off PPROF="$PPROF" OTEL_EXPORTER_OTLP_ENDPOINT= "$@" \
+    LOG_LEVEL="$LOG_LEVEL" FAULT_INJECTION=off PPROF="$PPROF" TIMELINE="$TIMELINE" OTEL_EXPORTER_OTLP_ENDPOINT= "$@" \
     "$BENCH_DIR/bin/$bin" </dev/null >"$BENCH_DIR/logs/$name.log" 2>&1 &
   echo $!
 }
@@ -151,5 +155,5 @@ elapsed=$((SECONDS - started))
 
 echo
 echo "Benchmark: $(nproc) cores, $CELL_SECONDS s measured per run after ${WARMUP_SECONDS} s warm-up, $USERS carts," \
-  "LOG_LEVEL=$LOG_LEVEL, runs took ${elapsed} s"
+  "LOG_LEVEL=$LOG_LEVEL, TIMELINE=$TIMELINE, runs took ${elapsed} s"
 "$BENCH_DIR/bin/benchtable" "$results"
