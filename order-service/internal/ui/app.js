@@ -223,7 +223,7 @@ async function placeOrder(ev) {
     const { status, data } = await api("POST", "../orders", { user_id: state.user, items }, headers);
     if (status === 201 || status === 202) {
       const id = data.order.order_id;
-      state.placedHere.set(id, String(status));
+      state.placedHere.set(id, `answered ${status}`);
       state.toOrder.clear(); // back to 1 of each line once the cart changes
       state.cartKey = "";
       say(status === 201
@@ -253,6 +253,8 @@ async function placeOrder(ev) {
 
 function watch(id, before, fault) {
   state.watched = { id, before, fault };
+  notice("order-timeline", "");
+  notice("cart-timeline", "");
   state.seenSteps.clear();
   $("#watch-id").textContent = id;
   for (const list of [$("#order-steps"), $("#cart-steps")]) {
@@ -274,15 +276,31 @@ async function refreshWatched() {
     state.config.cart_connected ? api("GET", `cart/orders/${id}/timeline`) : Promise.resolve(null),
   ]);
   if (state.watched !== w) return; // another order was picked meanwhile
-  const orderSteps = ord.status === 200 ? ord.data.steps : [];
-  const outcome = ord.status === 200 ? ord.data.outcome : "unknown";
-  const cartSteps = crt && crt.status === 200 ? crt.data.steps : [];
-  const appliedAt = crt && crt.status === 200 ? crt.data.applied_at : null;
+  // A service that does not answer (cart-service restarting after a crash fault, say) keeps what
+  // it showed last: its steps happened all the same.
+  if (ord.status === 200) {
+    w.orderSteps = ord.data.steps;
+    w.outcome = ord.data.outcome;
+  } else if (ord.status === 404) {
+    w.orderSteps = [];
+    w.outcome = "unknown";
+  }
+  notice("order-timeline", ord.status === 200 || ord.status === 404 ? "" :
+    `order-service could not read the order's timeline: ${errorText(ord.data, ord.status)}`, true);
+  if (crt && crt.status === 200) {
+    w.cartSteps = crt.data.steps;
+    w.appliedAt = crt.data.applied_at;
+  }
+  notice("cart-timeline", !crt || crt.status === 200 ? "" :
+    `cart-service does not answer (${errorText(crt.data, crt.status)}); its steps so far stay on the page.`, true);
+
+  const orderSteps = w.orderSteps || [];
+  const cartSteps = w.cartSteps || [];
   const origin = orderSteps.length ? Date.parse(orderSteps[0].at) : (cartSteps.length ? Date.parse(cartSteps[0].at) : 0);
   drawSteps("#order-steps", orderSteps, ORDER_STEPS, origin, (s) => `by ${s.instance}`);
   drawSteps("#cart-steps", cartSteps, CART_STEPS, origin,
     (s) => `delivery ${s.reconsume_times + 1} of message …${s.msg_id.slice(-8)}`);
-  drawOutcome(outcome, appliedAt, orderSteps.length);
+  drawOutcome(w.outcome || "unknown", w.appliedAt || null, orderSteps);
 }
 
 function drawSteps(sel, steps, known, origin, who) {
@@ -310,7 +328,7 @@ function formatMs(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-function drawOutcome(outcome, appliedAt, nOrderSteps) {
+function drawOutcome(outcome, appliedAt, orderSteps) {
   const p = $("#outcome");
   let text;
   if (!state.config.timeline) {
@@ -331,7 +349,11 @@ function drawOutcome(outcome, appliedAt, nOrderSteps) {
       text += "Rolled back: the order does not exist, and cart-service never hears of it.";
       break;
     default:
-      text += nOrderSteps ? "" : "No trace of this order yet.";
+      text += orderSteps.length ? "" : "No trace of this order yet.";
+  }
+  const has = (step) => orderSteps.some((s) => s.step === step);
+  if (has("local_tx_committed") && has("check_back") && !has("answer_sent") && !has("answer_withheld")) {
+    text += " No answer was recorded: the instance died before sending one, so the broker had to ask.";
   }
   p.textContent = text;
   p.dataset.state = outcome;
@@ -382,9 +404,8 @@ async function refreshOrders() {
     const { status, data } = await api("GET", `../orders?user_id=${encodeURIComponent(state.user)}`);
     if (status !== 200) return;
     orders = data.orders || [];
-    notice("orders", "");
   } catch (err) {
-    notice("orders", `order-service does not answer (${err.message}); retrying.`, true);
+    notice("down", `order-service does not answer (${err.message}); retrying every half second.`, true);
     return;
   }
   state.orderIDs = new Set(orders.map((o) => o.order_id));
@@ -393,7 +414,7 @@ async function refreshOrders() {
     const appeared = orders.find((o) => !waiting.knownIDs.has(o.order_id));
     if (appeared) {
       state.waitingForUnanswered = null;
-      state.placedHere.set(appeared.order_id, "no answer");
+      state.placedHere.set(appeared.order_id, "no answer: the instance crashed");
       say(`The order that got no answer exists after all: ${appeared.order_id}. Its local transaction had committed; watch the check-back deliver it.`, "warn");
       watch(appeared.order_id, waiting.before, waiting.fault);
       return;
@@ -412,7 +433,7 @@ function drawOrders() {
       el("td", { class: "mono", text: o.order_id }),
       el("td", { text: new Date(o.created_at).toLocaleTimeString() }),
       el("td", { text: items }),
-      el("td", { text: o.status + (answer ? ` · answered ${answer}` : "") }),
+      el("td", { text: o.status + (answer ? ` · ${answer}` : "") }),
       el("td", {}, el("button", {
         type: "button", class: "quiet", text: watched ? "watching" : "Watch",
         "aria-label": `Watch order ${o.order_id}`,
