@@ -257,15 +257,16 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 				return ctx.Err()
 			}
 		}
-		// The timeline's steps of a committed transaction commit with it, and only then.
-		return s.timeline.InTx(ctx, tx, at.row.OrderID,
-			timeline.At(timeline.HalfStored, "invisible to consumers until committed", halfStored),
-			timeline.At(timeline.LocalCommitted, "tx_log 'committed', the order and its items, in one transaction", s.now()))
+		// No timeline step is written in here: one more statement in every local transaction
+		// costs about a fifth of the throughput. They are queued once it has committed.
+		return nil
 	})
 	s.metrics.localTx.Observe(time.Since(start).Seconds())
 
 	switch {
 	case at.err == nil:
+		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
+		s.timeline.Record(at.row.OrderID, timeline.LocalCommitted, "tx_log 'committed', the order and its items, in one transaction", s.now())
 		if s.faults && at.fault.is(FaultCrashAfterLocalCommit) {
 			s.crash() // committed, answer never sent: the check-back must commit the message
 		}

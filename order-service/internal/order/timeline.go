@@ -66,14 +66,30 @@ func (s *Service) Timeline(ctx context.Context, orderID string) (Timeline, error
 			t.Outcome = "rolled_back"
 		}
 	}
-	outcome, err := s.store.TxOutcome(ctx, orderID)
+	outcome, at, err := s.store.TxRecord(ctx, orderID)
 	switch {
 	case err == nil:
 		t.Outcome = string(outcome)
+		if outcome == store.Committed && !hasStep(steps, timeline.LocalCommitted) {
+			// Steps are written after the fact: this one is not written yet, or its instance died
+			// before writing it (crash-after-local-commit). tx_log knows all the same.
+			derived := store.TimelineStep{Step: timeline.LocalCommitted, At: at,
+				Detail: "read from tx_log: the step itself was not written (not yet, or its instance died first)"}
+			t.Steps = append([]store.TimelineStep{derived}, t.Steps...)
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return Timeline{}, err
 	case len(steps) == 0:
 		return Timeline{}, ErrNotFound
 	}
 	return t, nil
+}
+
+func hasStep(steps []store.TimelineStep, step string) bool {
+	for _, s := range steps {
+		if s.Step == step {
+			return true
+		}
+	}
+	return false
 }

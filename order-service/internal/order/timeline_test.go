@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,5 +69,28 @@ func TestTimelineRecordsEachStep(t *testing.T) {
 	}
 	if _, err := svc.Timeline(ctx, "never-seen"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("timeline of an unknown order: %v, want ErrNotFound", err)
+	}
+}
+
+// Steps are written after the fact, so an instance that dies right after its local commit
+// (crash-after-local-commit) never writes them. tx_log still says the order committed, and the
+// timeline says so too.
+func TestTimelineFillsInACommitFromTxLog(t *testing.T) {
+	t.Parallel()
+	svc, _, _, _ := testService(t, true) // no recorder: nothing is written, as if the process had died
+	placed, err := svc.Place(context.Background(), validRequest("u1"), "", Fault{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := svc.Timeline(context.Background(), placed.Order.OrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Outcome != "committed" || len(tl.Steps) != 1 {
+		t.Fatalf("timeline %+v; want committed with one step read from tx_log", tl)
+	}
+	s := tl.Steps[0]
+	if s.Step != timeline.LocalCommitted || !strings.Contains(s.Detail, "tx_log") || !s.At.Equal(placed.Order.CreatedAt) {
+		t.Errorf("step %+v; want local_tx_committed from tx_log at the order's creation %v", s, placed.Order.CreatedAt)
 	}
 }

@@ -40,10 +40,9 @@ CREATE TABLE IF NOT EXISTS tx_log (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- What happened to each order's transaction, step by step, for GET /orders/{id}/timeline and the
--- web page. Written beside the flow, never deciding it: the steps of a committed local transaction
--- are written in that transaction (so they exist exactly when the order does); the others are
--- written afterwards, in batches, and may be lost with a crashing process, which is then what the
--- timeline truthfully lacks.
+-- web page. Written beside the flow, never deciding it: every step is written afterwards, in
+-- batches (a write inside the local transaction would cost every order one more statement), and
+-- may be lost with a crashing process, which is then what the timeline truthfully lacks.
 CREATE TABLE IF NOT EXISTS order_timeline (
   id       BIGINT       NOT NULL AUTO_INCREMENT,
   order_id VARCHAR(64)  NOT NULL,

@@ -144,15 +144,22 @@ func (s *Store) ResolveCheck(ctx context.Context, orderID string, now time.Time)
 
 // TxOutcome reads tx_log without writing; ErrNotFound if no outcome was recorded yet.
 func (s *Store) TxOutcome(ctx context.Context, orderID string) (Outcome, error) {
+	outcome, _, err := s.TxRecord(ctx, orderID)
+	return outcome, err
+}
+
+// TxRecord reads an order's tx_log row: its outcome and the time stored with it (for a committed
+// order, when the order was built). ErrNotFound if no outcome was recorded yet.
+func (s *Store) TxRecord(ctx context.Context, orderID string) (Outcome, time.Time, error) {
 	var row txLogRow
 	err := s.db.WithContext(ctx).Take(&row, "order_id = ?", orderID).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return "", ErrNotFound
+		return "", time.Time{}, ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("read tx_log %s: %w", orderID, err)
+		return "", time.Time{}, fmt.Errorf("read tx_log %s: %w", orderID, err)
 	}
-	return row.Outcome, nil
+	return row.Outcome, row.CreatedAt, nil
 }
 
 // Order reads one order with its items.

@@ -297,9 +297,12 @@ async function refreshWatched() {
   const orderSteps = w.orderSteps || [];
   const cartSteps = w.cartSteps || [];
   const origin = orderSteps.length ? Date.parse(orderSteps[0].at) : (cartSteps.length ? Date.parse(cartSteps[0].at) : 0);
-  drawSteps("#order-steps", orderSteps, ORDER_STEPS, origin, (s) => `by ${s.instance}`);
+  // A step with no instance or message was not recorded but read from the service's own tables
+  // (tx_log, processed_orders): its process died before writing it.
+  drawSteps("#order-steps", orderSteps, ORDER_STEPS, origin,
+    (s) => s.instance ? `by ${s.instance}` : "from the database");
   drawSteps("#cart-steps", cartSteps, CART_STEPS, origin,
-    (s) => `delivery ${s.reconsume_times + 1} of message …${s.msg_id.slice(-8)}`);
+    (s) => s.msg_id ? `delivery ${s.reconsume_times + 1} of message …${s.msg_id.slice(-8)}` : "from the database");
   drawOutcome(w.outcome || "unknown", w.appliedAt || null, orderSteps);
 }
 
