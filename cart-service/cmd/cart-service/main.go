@@ -108,9 +108,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
+	// Timeline: what each delivery did, for GET /orders/{order_id}/timeline and order-service's web
+	// page; TIMELINE=off records nothing, to measure what recording costs. Closed after the
+	// consumer has stopped (deferred calls run in reverse), so no step of a delivery is lost.
+	var steps *cart.Recorder
+	if cfg.Timeline {
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cart_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
+		})
+		reg.MustRegister(dropped)
+		steps = cart.NewRecorder(carts, log, dropped.Inc)
+		defer steps.Close()
+	}
+
 	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
 	handler := cart.NewHandler(carts, metrics, log, cart.Options{
-		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: cfg.Timeline,
+		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
 	})
 	c, err := startConsumer(cfg, maxReconsume, handler)
 	if err != nil {

@@ -87,9 +87,9 @@ type Options struct {
 	// Tracing continues, in the consumer, the trace that order-service wrote into the message;
 	// nil records nothing.
 	Tracing *tracing.Provider
-	// Timeline records what each delivery did in order_deliveries (deliveries.go), for people
-	// watching (TIMELINE=on). Off, nothing is written there, so that its cost can be measured.
-	Timeline bool
+	// Timeline records what each delivery did (deliveries.go), for people watching; nil records
+	// nothing (TIMELINE=off).
+	Timeline *Recorder
 }
 
 // Handler applies OrderCreated messages to carts. Its Consume method is the push consumer's
@@ -104,7 +104,7 @@ type Handler struct {
 	maxReconsume int32
 	tracing      *tracing.Provider
 	tracer       trace.Tracer
-	timeline     bool
+	timeline     *Recorder
 }
 
 // NewHandler builds the consumer callback.
@@ -215,7 +215,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 	fault := h.fault(log, msg)
 	if fault == FaultFailOnce && msg.ReconsumeTimes == 0 {
 		log.WarnContext(ctx, "fault injection: failing the first delivery", "fault", fault)
-		h.note(ctx, log, msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
+		h.note(msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
 		return OutcomeRetried
 	}
 
@@ -229,30 +229,21 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		}); err != nil {
 			return err
 		}
-		if err := tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt); err != nil {
-			return err
-		}
-		if !h.timeline {
-			return nil
-		}
-		// In the same transaction: no extra commit, and the step exists exactly when the cart
-		// change does. (An insert that fails here fails the transaction, like any other insert
-		// on a database in trouble: the delivery is retried.)
-		return tx.RecordDelivery(applyCtx, h.appliedStep(msg, ev.OrderID, len(ev.Items)))
+		return tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt)
 	})
 	endApply(apply, err)
 	switch {
 	case errors.Is(err, store.ErrAlreadyProcessed):
 		log.InfoContext(ctx, "order already applied; acknowledging without touching the cart")
-		h.note(ctx, log, msg, ev.OrderID, StepDuplicate, "order ID already in processed_orders: acknowledged, cart untouched")
+		h.note(msg, ev.OrderID, StepDuplicate, "order ID already in processed_orders: acknowledged, cart untouched")
 		return OutcomeDuplicate
 	case errors.Is(err, mysqldb.ErrCommitUnknown):
 		log.WarnContext(ctx, "cart commit outcome unknown; retrying, the redelivery will find out", "err", err)
-		h.note(ctx, log, msg, ev.OrderID, StepRetry, "commit outcome unknown; if it did commit, the redelivery is a duplicate: "+err.Error())
+		h.note(msg, ev.OrderID, StepRetry, "commit outcome unknown; if it did commit, the redelivery is a duplicate: "+err.Error())
 		return OutcomeRetried
 	case err != nil:
 		log.WarnContext(ctx, "applying the order failed; retrying", "err", err)
-		h.note(ctx, log, msg, ev.OrderID, StepRetry, "applying failed: "+err.Error())
+		h.note(msg, ev.OrderID, StepRetry, "applying failed: "+err.Error())
 		return OutcomeRetried
 	}
 
@@ -262,6 +253,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		h.metrics.observeOrderToCart(lag)
 	}
 	log.InfoContext(ctx, "order applied to cart", "items", len(ev.Items), "order_to_cart_ms", lag.Milliseconds())
+	h.note(msg, ev.OrderID, StepApplied, appliedDetail(len(ev.Items)))
 
 	if fault == FaultCrashAfterCommit {
 		// Only a delivery that applied the order gets here; a redelivery after the crash returns
@@ -292,7 +284,7 @@ func (h *Handler) reject(ctx context.Context, log *slog.Logger, msg *primitive.M
 	}
 	log.ErrorContext(ctx, "rejected a message that can never be applied; recorded and acknowledged", "reason", reason)
 	// The message key is the order ID when order-service sent it; the body could not tell us.
-	h.note(ctx, log, msg, msg.GetKeys(), StepRejected, reason.Error())
+	h.note(msg, msg.GetKeys(), StepRejected, reason.Error())
 	return OutcomeRejected
 }
 

@@ -35,7 +35,8 @@ type fixture struct {
 	metrics *cart.Metrics
 	reg     *prometheus.Registry
 	handler *cart.Handler
-	proxy   *dbProxy // nil unless withProxy
+	proxy   *dbProxy       // nil unless withProxy
+	steps   *cart.Recorder // nil unless timeline
 	crashes atomic.Int32
 	// afterCrash is what the database said when the crash hook ran.
 	crashSawApplied atomic.Bool
@@ -45,7 +46,7 @@ type setup struct {
 	faults    bool
 	withProxy bool
 	now       func() time.Time
-	timeline  bool // record order_deliveries (deliveries_test.go)
+	timeline  bool // record steps in order_deliveries (deliveries_test.go)
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -79,10 +80,14 @@ func newFixture(t *testing.T, s setup) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.timeline {
+		f.steps = cart.NewRecorder(f.store, log, nil)
+		t.Cleanup(f.steps.Close)
+	}
 	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Options{
 		Faults:   s.faults,
 		Now:      s.now,
-		Timeline: s.timeline,
+		Timeline: f.steps,
 		Crash: func() {
 			f.crashes.Add(1)
 			// The crash must come after the commit: the order is already in the database.

@@ -12,13 +12,13 @@ import (
 // Delivery is one row of order_deliveries: what one delivery of an order's event did. It is for
 // people watching (the cart side of an order's timeline); no decision is ever taken from it.
 type Delivery struct {
-	ID             int64     `json:"-" gorm:"primaryKey"`
-	OrderID        string    `json:"-"`
-	Step           string    `json:"step"`
-	Detail         string    `json:"detail"`
-	ReconsumeTimes int       `json:"reconsume_times"`
-	MsgID          string    `json:"msg_id"`
-	At             time.Time `json:"at"`
+	ID             int64 `gorm:"primaryKey"`
+	OrderID        string
+	Step           string
+	Detail         string
+	ReconsumeTimes int // how often the broker had delivered the message before
+	MsgID          string
+	At             time.Time
 }
 
 // TableName is order_deliveries (gorm would guess "deliveries").
@@ -30,15 +30,22 @@ const (
 	maxDetailLen  = 255
 )
 
-// RecordDelivery writes one step. Inside InTx it commits or rolls back with the transaction.
-// Over-long text is cut rather than refused: a step must never fail the work it describes.
-func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
-	d.OrderID = truncate(d.OrderID, maxOrderIDLen)
-	d.Detail = truncate(d.Detail, maxDetailLen)
-	d.MsgID = truncate(d.MsgID, maxMsgIDLen)
-	d.At = d.At.UTC().Truncate(time.Microsecond) // DATETIME(6)
-	if err := s.db.WithContext(ctx).Create(&d).Error; err != nil {
-		return fmt.Errorf("record delivery %s of order %s: %w", d.Step, d.OrderID, err)
+// RecordDeliveries writes steps. Over-long text is cut rather than refused: a step must never fail
+// for its description.
+func (s *Store) RecordDeliveries(ctx context.Context, ds ...Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	rows := make([]Delivery, len(ds))
+	for i, d := range ds {
+		d.OrderID = truncate(d.OrderID, maxOrderIDLen)
+		d.Detail = truncate(d.Detail, maxDetailLen)
+		d.MsgID = truncate(d.MsgID, maxMsgIDLen)
+		d.At = d.At.UTC().Truncate(time.Microsecond) // DATETIME(6)
+		rows[i] = d
+	}
+	if err := s.db.WithContext(ctx).Create(&rows).Error; err != nil {
+		return fmt.Errorf("record %d delivery steps: %w", len(rows), err)
 	}
 	return nil
 }

@@ -40,9 +40,10 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
 
 -- What each delivery of an order's event did, for people watching the technique work (GET
 -- /orders/{order_id}/timeline and order-service's web page). Nothing reads it to decide anything:
--- processed_orders alone decides whether an order is applied. The 'applied' step is written in the
--- transaction that applies the order, so it exists exactly when the cart change does; duplicates,
--- retries and rejections are written afterwards, best effort (TIMELINE=off writes nothing here).
+-- processed_orders alone decides whether an order is applied. Steps are written afterwards, in
+-- batches (a write inside the apply transaction would cost every order one more statement), and
+-- may be lost with a crashing process; the applied step is then read from processed_orders.
+-- TIMELINE=off writes nothing here.
 CREATE TABLE IF NOT EXISTS order_deliveries (
     id              BIGINT       NOT NULL AUTO_INCREMENT,
     order_id        VARCHAR(64)  NOT NULL,
