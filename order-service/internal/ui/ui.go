@@ -83,6 +83,8 @@ func With(api http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	return mux
 }
 
+// withMiddleware gives the page the API's request IDs, access log and panic recovery, and headers
+// that keep the browser from loading anything from elsewhere.
 func withMiddleware(log *slog.Logger, h http.Handler) http.Handler {
 	mws := httpx.Middleware(log)
 	for i := len(mws) - 1; i >= 0; i-- {
