@@ -62,8 +62,8 @@ start() {
 }
 
 # CART_URL: the web page each order-service serves reaches cart-service through it.
-CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
-CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+INSTANCE_NAME=order-service-1 CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
+INSTANCE_NAME=order-service-2 CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
 start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
 
 for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR"; do

@@ -323,7 +323,8 @@ func newSuite(t *testing.T) *suite {
 	for i := range 2 {
 		// CART_URL: the web page each instance serves reaches cart-service through it.
 		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t),
-			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr})))
+			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr,
+				"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})))
 	}
 	t.Cleanup(func() {
 		for _, p := range append(append([]*proc{}, s.orders...), s.cart) {

@@ -49,8 +49,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
+	// How this instance names itself in order timelines: host:port unless set, so two instances on
+	// one host (or two containers) differ.
+	instance := env.String("INSTANCE_NAME", "")
 	if err := env.Err(); err != nil {
 		return err
+	}
+	if instance == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by config
+		instance = net.JoinHostPort(host, port)
 	}
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "order-service", getenv)
@@ -115,14 +123,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
 	// calls run in reverse), so no step of a finished request is lost.
 	if cfg.Timeline {
-		// The instance is named host:port, so two instances of one host (or two containers) differ.
-		host, _ := os.Hostname()
-		_, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by config
 		dropped := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
 		})
 		reg.MustRegister(dropped)
-		steps := timeline.NewRecorder(orders, net.JoinHostPort(host, port), log, dropped.Inc)
+		steps := timeline.NewRecorder(orders, instance, log, dropped.Inc)
 		defer steps.Close()
 		svc.UseTimeline(steps)
 	}
