@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"rmqtx/cart-service/internal/store"
+	"rmqtx/pkg/batch"
 )
 
 // The steps of an order's cart-side timeline (table order_deliveries, GET
@@ -30,81 +29,28 @@ const (
 // the applied step, the one a reader needs most, is then read from processed_orders instead
 // (httpapi's timeline).
 type Recorder struct {
-	store   *store.Store
-	log     *slog.Logger
-	queue   chan store.Delivery
-	dropped func() // counts a dropped step
-	done    chan struct{}
-	stop    sync.Once
+	w *batch.Writer[store.Delivery]
 }
 
-const (
-	queueSize = 8192
-	batchSize = 256
-	flushEach = 50 * time.Millisecond
-)
-
 // NewRecorder starts the background writer; Close stops it after writing what is queued.
+// dropped, if not nil, counts steps dropped because the writer fell behind.
 func NewRecorder(st *store.Store, log *slog.Logger, dropped func()) *Recorder {
-	r := &Recorder{store: st, log: log, queue: make(chan store.Delivery, queueSize), dropped: dropped, done: make(chan struct{})}
-	go r.run()
-	return r
+	write := func(ctx context.Context, b []store.Delivery) error { return st.RecordDeliveries(ctx, b...) }
+	return &Recorder{w: batch.New(write, log, dropped)}
 }
 
 // Record queues a step. It never blocks; a nil Recorder records nothing (TIMELINE=off). It must
 // not be called after Close.
 func (r *Recorder) Record(d store.Delivery) {
-	if r == nil {
-		return
-	}
-	select {
-	case r.queue <- d:
-	default:
-		if r.dropped != nil {
-			r.dropped()
-		}
+	if r != nil {
+		r.w.Add(d)
 	}
 }
 
 // Close writes what is queued and stops the writer. Call it once the consumer has stopped.
 func (r *Recorder) Close() {
-	if r == nil {
-		return
-	}
-	r.stop.Do(func() { close(r.queue) })
-	<-r.done
-}
-
-func (r *Recorder) run() {
-	defer close(r.done)
-	batch := make([]store.Delivery, 0, batchSize)
-	tick := time.NewTicker(flushEach)
-	defer tick.Stop()
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := r.store.RecordDeliveries(ctx, batch...); err != nil {
-			r.log.Warn("timeline steps not written", "steps", len(batch), "err", err)
-		}
-		cancel()
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case d, ok := <-r.queue:
-			if !ok {
-				flush()
-				return
-			}
-			batch = append(batch, d)
-			if len(batch) == batchSize {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
+	if r != nil {
+		r.w.Close()
 	}
 }
 

@@ -15,12 +15,11 @@
 package timeline
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"rmqtx/order-service/internal/store"
+	"rmqtx/pkg/batch"
 )
 
 // Steps, in the order they usually happen.
@@ -39,82 +38,29 @@ type Step = store.TimelineStep
 
 // Recorder writes steps for one service instance.
 type Recorder struct {
-	store    *store.Store
 	instance string
-	log      *slog.Logger
-	queue    chan Step
-	dropped  func() // counts a dropped step
-	done     chan struct{}
-	stop     sync.Once
+	w        *batch.Writer[Step]
 }
-
-const (
-	queueSize = 8192
-	batchSize = 256
-	flushEach = 50 * time.Millisecond
-)
 
 // NewRecorder starts the background writer; Close stops it after writing what is queued.
+// dropped, if not nil, counts steps dropped because the writer fell behind.
 func NewRecorder(st *store.Store, instance string, log *slog.Logger, dropped func()) *Recorder {
-	r := &Recorder{store: st, instance: instance, log: log, queue: make(chan Step, queueSize), dropped: dropped, done: make(chan struct{})}
-	go r.run()
-	return r
+	return &Recorder{instance: instance, w: batch.New(st.InsertTimeline, log, dropped)}
 }
 
-// Record queues a step of orderID that happened at at. It never blocks.
+// Record queues a step of orderID that happened at at. It never blocks; a nil Recorder records
+// nothing (TIMELINE=off).
 func (r *Recorder) Record(orderID, step, detail string, at time.Time) {
 	if r == nil {
 		return
 	}
-	s := Step{OrderID: orderID, Step: step, Detail: truncate(detail), Instance: r.instance, At: at.UTC().Truncate(time.Microsecond)}
-	select {
-	case r.queue <- s:
-	default:
-		if r.dropped != nil {
-			r.dropped()
-		}
-	}
+	r.w.Add(Step{OrderID: orderID, Step: step, Detail: truncate(detail), Instance: r.instance, At: at.UTC().Truncate(time.Microsecond)})
 }
 
 // Close writes what is queued and stops the writer.
 func (r *Recorder) Close() {
-	if r == nil {
-		return
-	}
-	r.stop.Do(func() { close(r.queue) })
-	<-r.done
-}
-
-func (r *Recorder) run() {
-	defer close(r.done)
-	batch := make([]Step, 0, batchSize)
-	tick := time.NewTicker(flushEach)
-	defer tick.Stop()
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := r.store.InsertTimeline(ctx, batch); err != nil {
-			r.log.Warn("timeline steps not written", "steps", len(batch), "err", err)
-		}
-		cancel()
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case s, ok := <-r.queue:
-			if !ok {
-				flush()
-				return
-			}
-			batch = append(batch, s)
-			if len(batch) == batchSize {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
+	if r != nil {
+		r.w.Close()
 	}
 }
 
