@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"rmqtx/pkg/mq"
+	"rmqtx/pkg/mysqldb"
 )
 
 const hint = "start the test servers with scripts/infra-up.sh (scripts/test.sh does it for you)"
@@ -72,6 +75,30 @@ func NewDatabase(t testing.TB, prefix string) string {
 	}
 	cfg.DBName = name
 	return cfg.FormatDSN()
+}
+
+// OpenDB opens dsn the way the services do (mysqldb.Open, which applies schema), logs the
+// database's warnings to the test, and closes it when the test ends.
+func OpenDB(t testing.TB, dsn, schema string) *gorm.DB {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := mysqldb.Open(context.Background(), dsn, schema, mysqldb.Options{ConnectWait: 10 * time.Second}, log)
+	if err != nil {
+		t.Fatalf("testenv: open database: %v", err)
+	}
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	})
+	return db
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // RequireBroker fails the test unless the name server and broker accept connections.

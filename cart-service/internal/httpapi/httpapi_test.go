@@ -22,24 +22,12 @@ import (
 	"rmqtx/cart-service/internal/httpapi"
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/httpx"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := mysqldb.Open(ctx, testenv.NewDatabase(t, "carthttp"), store.Schema, mysqldb.Options{ConnectWait: 5 * time.Second}, testLog(t))
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
-	return store.New(db)
+	return store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "carthttp"), store.Schema))
 }
 
 func testLog(t *testing.T) *slog.Logger {

@@ -6,7 +6,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -24,16 +23,7 @@ func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := mysqldb.Open(ctx, testenv.NewDatabase(t, "cartstore"), store.Schema, mysqldb.Options{ConnectWait: 5 * time.Second}, log)
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
+	db := testenv.OpenDB(t, testenv.NewDatabase(t, "cartstore"), store.Schema)
 	// Applying the schema again must change nothing: every start of the service does it.
 	if err := mysqldb.ApplySchema(ctx, db, store.Schema); err != nil {
 		t.Fatalf("schema is not idempotent: %v", err)

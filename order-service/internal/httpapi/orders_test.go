@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +18,6 @@ import (
 	"rmqtx/order-service/internal/order"
 	"rmqtx/order-service/internal/store"
 	"rmqtx/pkg/httpx"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -52,13 +50,7 @@ type fixture struct {
 func newFixture(t *testing.T, faults bool) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := mysqldb.Open(context.Background(), testenv.NewDatabase(t, "orders"), store.Schema, mysqldb.Options{ConnectWait: 10 * time.Second}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { sqlDB.Close() })
-	st := store.New(db)
+	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
 	reg := prometheus.NewRegistry()
 	svc := order.NewService(st, order.Config{Topic: "t", FaultInjection: faults}, order.NewMetrics(reg), log)
 	p := &producer{listener: svc}

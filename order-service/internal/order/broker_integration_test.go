@@ -18,7 +18,6 @@ import (
 	"rmqtx/order-service/internal/store"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mq"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -31,12 +30,7 @@ type instance struct {
 
 func startInstance(t *testing.T, dsn, topic, group string) *instance {
 	t.Helper()
-	db, err := mysqldb.Open(context.Background(), dsn, store.Schema, mysqldb.Options{ConnectWait: 10 * time.Second}, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { sqlDB.Close() })
+	db := testenv.OpenDB(t, dsn, store.Schema)
 	svc := NewService(store.New(db), Config{Topic: topic, FaultInjection: true}, NewMetrics(prometheus.NewRegistry()), discard())
 	svc.crash = func() { panic(errCrashed) }
 	p, err := rocketmq.NewTransactionProducer(svc,

@@ -7,13 +7,11 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"rmqtx/order-service/internal/store"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -61,13 +59,7 @@ var errCrashed = errors.New("crashed (test stand-in for SIGKILL)")
 func testService(t *testing.T, faults bool) (*Service, *fakeProducer, *store.Store, string) {
 	t.Helper()
 	dsn := testenv.NewDatabase(t, "orders")
-	db, err := mysqldb.Open(context.Background(), dsn, store.Schema, mysqldb.Options{ConnectWait: 10 * time.Second}, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { sqlDB.Close() })
-	st := store.New(db)
+	st := store.New(testenv.OpenDB(t, dsn, store.Schema))
 	svc := NewService(st, Config{Topic: "test-topic", FaultInjection: faults}, NewMetrics(prometheus.NewRegistry()), discard())
 	svc.crash = func() { panic(errCrashed) }
 	fp := &fakeProducer{listener: svc, status: primitive.SendOK}

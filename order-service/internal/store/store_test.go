@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -18,15 +16,7 @@ import (
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	dsn := testenv.NewDatabase(t, "orders")
-	db, err := mysqldb.Open(context.Background(), dsn, store.Schema, mysqldb.Options{ConnectWait: 10 * time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { sqlDB.Close() })
-	return store.New(db)
+	return store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
 }
 
 func orderRow(id string) store.OrderRow {

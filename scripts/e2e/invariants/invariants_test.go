@@ -3,8 +3,6 @@ package invariants
 import (
 	"context"
 	"database/sql"
-	"io"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -24,13 +21,10 @@ func openWithSchema(t *testing.T, schemaFile string) *sql.DB {
 		t.Fatal(err)
 	}
 	dsn := testenv.NewDatabase(t, "inv")
-	gdb, err := mysqldb.Open(context.Background(), dsn, string(schema), mysqldb.Options{ConnectWait: 10 * time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db, err := testenv.OpenDB(t, dsn, string(schema)).DB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, _ := gdb.DB()
-	t.Cleanup(func() { db.Close() })
 	return db
 }
 
