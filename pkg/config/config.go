@@ -1,4 +1,4 @@
-// Package config reads the settings both services share (DESIGN.md, configuration contract) from
+// Package config reads the settings both services share (docs/design.md, configuration contract) from
 // the environment. A bad or missing setting is an error that names it, so that a service stops at
 // start with one clear line instead of failing later in a confusing way.
 package config

@@ -20,7 +20,7 @@ const (
 	// TagOrderCreated is the message tag of an OrderCreated event, so consumers can filter by type.
 	TagOrderCreated = "OrderCreated"
 
-	// PropertyFault carries a cart-side fault point (DESIGN.md, fault injection) from
+	// PropertyFault carries a cart-side fault point (docs/design.md, fault injection) from
 	// order-service to cart-service as a message property, so the event body stays pure business.
 	PropertyFault = "RMQTX_FAULT"
 )

@@ -1,5 +1,5 @@
 // Package httpx is the HTTP plumbing both services share: JSON in and out, the error envelope of
-// DESIGN.md ({"error":{"code","message","fields"}}), request IDs and access logs, health and
+// docs/design.md ({"error":{"code","message","fields"}}), request IDs and access logs, health and
 // readiness handlers, and a server that shuts down gracefully.
 package httpx
 

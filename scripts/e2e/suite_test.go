@@ -11,7 +11,7 @@ import (
 	"rmqtx/pkg/testenv"
 )
 
-// Each failure window of DESIGN.md, injected through the REST API with X-Fault, against real
+// Each failure window of docs/design.md, injected through the REST API with X-Fault, against real
 // processes. Every scenario uses its own user, so the cart arithmetic (I3) is exact; at the end the
 // invariant checker judges both databases.
 func TestFailureWindows(t *testing.T) {

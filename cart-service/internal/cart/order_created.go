@@ -1,5 +1,5 @@
 // Package cart applies OrderCreated events to carts: the consuming half of the distributed
-// transaction (DESIGN.md, step 6), and the twin of order-service's place.go.
+// transaction (docs/design.md, step 6), and the twin of order-service's place.go.
 //
 // RocketMQ delivers a message at least once. order-service made sure the event exists if and only
 // if the order does; this consumer must turn "at least once" into "exactly once in effect". Each
@@ -58,7 +58,7 @@ import (
 	"rmqtx/pkg/tracing"
 )
 
-// Fault points this consumer honours when fault injection is on (DESIGN.md). order-service puts
+// Fault points this consumer honours when fault injection is on (docs/design.md). order-service puts
 // them on the message as the property events.PropertyFault.
 const (
 	// FaultFailOnce fails the first delivery with a retry.

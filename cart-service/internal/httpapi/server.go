@@ -1,4 +1,4 @@
-// Package httpapi is cart-service's REST API (DESIGN.md, REST contract): the carts users fill, a
+// Package httpapi is cart-service's REST API (docs/design.md, REST contract): the carts users fill, a
 // look-up of the orders already applied to a cart, what each delivery of an order's event did (its
 // timeline), and the health, readiness and metrics endpoints.
 // routes.go lists every route; each handler is a small function returning an http.Handler.

@@ -1,4 +1,4 @@
-// Package httpapi is order-service's REST API (DESIGN.md, REST contract).
+// Package httpapi is order-service's REST API (docs/design.md, REST contract).
 package httpapi
 
 import (

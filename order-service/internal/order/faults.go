@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Fault is a failure a request asks to have injected (header X-Fault, DESIGN.md), honoured only
+// Fault is a failure a request asks to have injected (header X-Fault, docs/design.md), honoured only
 // when the service runs with FAULT_INJECTION=on. The zero Fault injects nothing.
 type Fault struct {
 	Point string        // one of the Fault* constants below, or ""

@@ -39,7 +39,7 @@ type faultPoint struct {
 	What   string `json:"what"`
 }
 
-// faultPoints are the choices offered, in the order the flow reaches them (DESIGN.md).
+// faultPoints are the choices offered, in the order the flow reaches them (docs/design.md).
 var faultPoints = []faultPoint{
 	{order.FaultSkipEndTransaction, "the order commits, but its answer never reaches the broker: watch the check-back finish it"},
 	{order.FaultCrashAfterHalf, "this instance dies after the half message, before the local transaction: the check-back rolls it back"},

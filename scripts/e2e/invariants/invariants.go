@@ -1,4 +1,4 @@
-// Package invariants reads both services' databases and checks the invariants of DESIGN.md:
+// Package invariants reads both services' databases and checks the invariants of docs/design.md:
 //
 //	I1: every order has been applied to the cart (a row in processed_orders), eventually;
 //	I2: every applied order exists (no phantom effect);

@@ -1,4 +1,4 @@
-// Command checkinv reads the orders and carts databases and reports the invariants of DESIGN.md
+// Command checkinv reads the orders and carts databases and reports the invariants of docs/design.md
 // (I1, I2, I4) as counts, listing offenders. It exits 1 if one is violated, 2 if it could not
 // check. Run it against a running suite after any experiment:
 //
