@@ -54,8 +54,7 @@ MYSQL_BASE=$TEST_MYSQL_DSN # user:password@tcp(host:port)/
 
 mkdir -p "$BENCH_DIR/bin" "$BENCH_DIR/logs"
 log "building order-service, cart-service, loadgen and benchtable"
-(cd "$ROOT/order-service" && go build -o "$BENCH_DIR/bin/order-service" ./cmd/order-service)
-(cd "$ROOT/cart-service" && go build -o "$BENCH_DIR/bin/cart-service" ./cmd/cart-service)
+"$ROOT/scripts/build-services.sh" "$BENCH_DIR/bin"
 (cd "$ROOT/scripts/e2e" && go build -o "$BENCH_DIR/bin/loadgen" ./cmd/loadgen && go build -o "$BENCH_DIR/bin/benchtable" ./cmd/benchtable)
 
 # Fresh databases every run: the same table sizes for every run of the benchmark.

@@ -36,8 +36,7 @@ alive() {
 }
 
 log "building order-service and cart-service"
-(cd "$ROOT/order-service" && go build -o "$SUITE_DIR/bin/order-service" ./cmd/order-service)
-(cd "$ROOT/cart-service" && go build -o "$SUITE_DIR/bin/cart-service" ./cmd/cart-service)
+"$ROOT/scripts/build-services.sh" "$SUITE_DIR/bin"
 
 # start <name> <binary> <addr> <dsn> <group>
 start() {

@@ -29,6 +29,9 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
+echo "test.sh: module versions (workspace = images)" >&2
+"$ROOT/scripts/check-modules.sh"
+
 echo "test.sh: go vet" >&2
 go vet "${modules[@]}"
 

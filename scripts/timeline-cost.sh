@@ -34,8 +34,7 @@ MYSQL_BASE=$TEST_MYSQL_DSN # user:password@tcp(host:port)/
 
 mkdir -p "$COST_DIR/bin" "$COST_DIR/logs"
 log "building order-service, cart-service and loadgen"
-(cd "$ROOT/order-service" && go build -o "$COST_DIR/bin/order-service" ./cmd/order-service)
-(cd "$ROOT/cart-service" && go build -o "$COST_DIR/bin/cart-service" ./cmd/cart-service)
+"$ROOT/scripts/build-services.sh" "$COST_DIR/bin"
 (cd "$ROOT/scripts/e2e" && go build -o "$COST_DIR/bin/loadgen" ./cmd/loadgen)
 
 user_pass=${MYSQL_BASE%%@*}
