@@ -3,6 +3,8 @@
 // uses) and verifies what a user would otherwise only discover when `docker compose up` fails or,
 // worse, starts and misbehaves: health checks that gate start-up, settings the services read, a
 // broker that advertises an address containers can reach, pinned images, buildable services.
+// It also checks the local servers scripts/infra-up.sh starts, which stand in for compose in the
+// tests: they must listen on loopback only (infra_test.go).
 package composetest
 
 import (
