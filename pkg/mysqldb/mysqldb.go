@@ -84,15 +84,20 @@ func Open(ctx context.Context, dsn string, schema string, opts Options, log *slo
 func pingUntil(ctx context.Context, db *sql.DB, wait time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	var last error
 	for attempt := 1; ; attempt++ {
 		err := db.PingContext(ctx)
 		if err == nil {
 			return nil
 		}
+		// Report why the server could not be reached, not that the wait ran out during an attempt.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		log.Warn("mysql not reachable yet, retrying", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-time.After(time.Second):
 		}
 	}
