@@ -143,7 +143,7 @@ func TestLocalServersListenOnLoopbackOnly(t *testing.T) {
 					}
 					ports = append(ports, l.String())
 					if !l.ip.IsLoopback() {
-						t.Errorf("the %s (pid %d) listens on %s: reachable from other machines; every listener of the local servers must be on 127.0.0.1", srv.name, pid, l)
+						t.Errorf("the %s (pid %d) listens on %s: reachable from other machines; every listener of the local servers must be on 127.0.0.1 (a server started by an older scripts/infra-up.sh, or one it re-used, may not be: restart it with scripts/infra-down.sh and scripts/infra-up.sh)", srv.name, pid, l)
 					}
 				}
 				t.Logf("pid %d listens on %v", pid, ports)
