@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Starts the real servers the project needs, without Docker, as plain processes on loopback:
+# Starts the real servers the project needs, without Docker, as plain processes that listen on
+# loopback only (every port of every server: scripts/composetest checks it):
 #
 #   MariaDB             127.0.0.1:$MYSQL_PORT    databases orders, carts; TCP user $MYSQL_USER
 #   RocketMQ NameServer 127.0.0.1:$NAMESRV_PORT
 #   RocketMQ Broker     127.0.0.1:$BROKER_PORT   (config: scripts/rocketmq/broker.local.conf)
+#                       and its fast port ($BROKER_PORT - 2) and HA port ($BROKER_PORT + 1)
 #
 # Installs what is missing first (MariaDB, a JDK and Maven from Debian's packages; the RocketMQ jars
 # from Maven Central, cached under $INFRA_DIR/rocketmq-lib). Safe to run twice: a server that is
@@ -138,9 +140,9 @@ fi
 # Options shared by both JVMs. RocketMQ writes logs under ${user.home}/logs and reflects on JDK
 # internals that Java 17 closes by default.
 rmq_java() {
-  # rmq_java <home> <logback config> <heap flags> <main class> [args...]
-  local home=$1 logback=$2 heap=$3
-  shift 3
+  # rmq_java <home> <logback config> <heap flags> <classpath> <main class> [args...]
+  local home=$1 logback=$2 heap=$3 cp=$4
+  shift 4
   # exec: run in the background, $! is the JVM itself, so infra-down.sh can stop it by pid.
   # shellcheck disable=SC2086
   exec "$JAVA" $heap -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
@@ -148,7 +150,7 @@ rmq_java() {
     --add-exports java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
     -Drocketmq.home.dir="$home" -Duser.home="$home" \
     -Drmq.logback.configurationFile="$logback" \
-    -cp "$LIB/*" "$@"
+    -cp "$cp" "$@"
 }
 wait_for_line() {
   # wait_for_line <server> <pidfile> <logfile> <pattern> <seconds>
@@ -173,7 +175,7 @@ else
   printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$NAMESRV_PORT" >"$NS/namesrv.conf"
   : >"$NS/stdout.log"
   log "starting RocketMQ NameServer on 127.0.0.1:$NAMESRV_PORT"
-  rmq_java "$NS" rmq.namesrv.logback.xml '-Xms128m -Xmx256m' \
+  rmq_java "$NS" rmq.namesrv.logback.xml '-Xms128m -Xmx256m' "$LIB/*" \
     org.apache.rocketmq.namesrv.NamesrvStartup -c "$NS/namesrv.conf" </dev/null >>"$NS/stdout.log" 2>&1 &
   echo $! >"$NS_PID"
   wait_for_line namesrv "$NS_PID" "$NS/stdout.log" "The Name Server boot success" 90
@@ -195,8 +197,18 @@ else
       "$NAMESRV_PORT" "$BROKER_PORT" "$BR/store"
   } >"$BR/broker.conf"
   : >"$BR/stdout.log"
+  # The HA (replication) port listens on every interface in RocketMQ and no setting changes that;
+  # scripts/rocketmq/LoopbackHAService.java is the default HA service bound to loopback, and the
+  # broker loads it through its ServiceProvider file.
+  plugin="$BR/plugin"
+  rm -rf "$plugin"
+  mkdir -p "$plugin/META-INF/service"
+  [ -x "$JAVA_HOME/bin/javac" ] || fail broker "no javac at $JAVA_HOME/bin/javac (set JAVA_HOME to a JDK)"
+  "$JAVA_HOME/bin/javac" -nowarn -cp "$LIB/*" -d "$plugin" "$ROOT/scripts/rocketmq/LoopbackHAService.java" \
+    >"$BR/javac.log" 2>&1 || fail broker "could not compile LoopbackHAService.java" "$BR/javac.log"
+  echo rmqtx.rocketmq.LoopbackHAService >"$plugin/META-INF/service/org.apache.rocketmq.store.ha.HAService"
   log "starting RocketMQ Broker on 127.0.0.1:$BROKER_PORT"
-  rmq_java "$BR" rmq.broker.logback.xml '-Xms256m -Xmx512m -Xmn128m -XX:MaxDirectMemorySize=512m' \
+  rmq_java "$BR" rmq.broker.logback.xml '-Xms256m -Xmx512m -Xmn128m -XX:MaxDirectMemorySize=512m' "$plugin:$LIB/*" \
     org.apache.rocketmq.broker.BrokerStartup -c "$BR/broker.conf" </dev/null >>"$BR/stdout.log" 2>&1 &
   echo $! >"$BR_PID"
   wait_for_line broker "$BR_PID" "$BR/stdout.log" "boot success" 120

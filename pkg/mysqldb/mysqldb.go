@@ -23,8 +23,8 @@ type Options struct {
 	ConnectWait  time.Duration // how long to retry the first connect; default 60s
 }
 
-// Open connects, retrying for a bounded time (MySQL often comes up after the service in compose),
-// then applies schema. The DSN is normalised: times are parsed, in UTC.
+// Open connects, retrying for a bounded time (opts.ConnectWait: MySQL may come up after the
+// service), then applies schema. The DSN is normalised: times are parsed, in UTC.
 func Open(ctx context.Context, dsn string, schema string, opts Options, log *slog.Logger) (*gorm.DB, error) {
 	if opts.MaxOpenConns == 0 {
 		opts.MaxOpenConns = 32
@@ -50,25 +50,29 @@ func Open(ctx context.Context, dsn string, schema string, opts Options, log *slo
 		cfg.Timeout = 5 * time.Second
 	}
 
-	db, err := gorm.Open(gormmysql.New(gormmysql.Config{DSNConfig: cfg}), &gorm.Config{
-		Logger:                 logger.Discard, // errors are returned and logged once, at the edge
-		SkipDefaultTransaction: true,           // every write we make is already in an explicit transaction
-		DisableAutomaticPing:   true,           // we ping below, with retries
-	})
+	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open mysql: %w", err)
+		return nil, fmt.Errorf("MYSQL_DSN: %w", err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
+	sqlDB := sql.OpenDB(connector)
 	sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
 	sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
 	sqlDB.SetConnMaxLifetime(5 * time.Minute)
 
+	// Wait for the server before gorm sees the pool: gorm.Open asks the server for its version at
+	// once (the dialect depends on it), and would fail on the first refused connection.
 	if err := pingUntil(ctx, sqlDB, opts.ConnectWait, log); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("connect to mysql %s/%s: %w", cfg.Addr, cfg.DBName, err)
+	}
+	db, err := gorm.Open(gormmysql.New(gormmysql.Config{Conn: sqlDB, DSNConfig: cfg}), &gorm.Config{
+		Logger:                 logger.Discard, // errors are returned and logged once, at the edge
+		SkipDefaultTransaction: true,           // every write we make is already in an explicit transaction
+		DisableAutomaticPing:   true,           // pinged above
+	})
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open mysql: %w", err)
 	}
 	if err := ApplySchema(ctx, db, schema); err != nil {
 		sqlDB.Close()
@@ -80,15 +84,20 @@ func Open(ctx context.Context, dsn string, schema string, opts Options, log *slo
 func pingUntil(ctx context.Context, db *sql.DB, wait time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	var last error
 	for attempt := 1; ; attempt++ {
 		err := db.PingContext(ctx)
 		if err == nil {
 			return nil
 		}
+		// Report why the server could not be reached, not that the wait ran out during an attempt.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		log.Warn("mysql not reachable yet, retrying", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-time.After(time.Second):
 		}
 	}

@@ -3,6 +3,8 @@
 // uses) and verifies what a user would otherwise only discover when `docker compose up` fails or,
 // worse, starts and misbehaves: health checks that gate start-up, settings the services read, a
 // broker that advertises an address containers can reach, pinned images, buildable services.
+// It also checks the local servers scripts/infra-up.sh starts, which stand in for compose in the
+// tests: they must listen on loopback only (infra_test.go).
 package composetest
 
 import (
@@ -131,6 +133,20 @@ func splitImage(image string) (repo, tag, digest string) {
 // isOneShot reports whether a service runs to completion (an init step) instead of serving.
 func isOneShot(s types.ServiceConfig) bool {
 	return s.Restart == types.RestartPolicyNo
+}
+
+// builder returns the service that builds s's image: s itself when it has a build section, or
+// another service that builds the image s names. nil means the image comes from a registry.
+func builder(p *types.Project, s types.ServiceConfig) *types.ServiceConfig {
+	if s.Build != nil {
+		return &s
+	}
+	for _, other := range p.AllServices() {
+		if other.Build != nil && s.Image != "" && other.Image == s.Image {
+			return &other
+		}
+	}
+	return nil
 }
 
 // readProperties reads a Java properties file of key=value lines.
@@ -465,13 +481,19 @@ func TestBrokerAdvertisesAContainerReachableAddress(t *testing.T) {
 		t.Errorf("%s: the store %s is not on a named volume; half messages would be lost when the container is re-created", broker.Name, store)
 	})
 	t.Run("small heaps", func(t *testing.T) {
+		// The image's runserver.sh and runbroker.sh put HEAP_OPTS on the java command line in
+		// place of their defaults, a fixed 1 GiB (NameServer) and 2 GiB plus 1 GiB of direct
+		// memory (broker).
 		for _, s := range []types.ServiceConfig{namesrv, broker} {
-			opts, _ := env(t, s, "JAVA_OPT_EXT")
+			opts, _ := env(t, s, "HEAP_OPTS")
 			for _, flag := range []string{"-Xms", "-Xmx", "-Xmn"} {
 				if !strings.Contains(opts, flag) {
-					t.Errorf("%s: JAVA_OPT_EXT %q lacks %s; the image's default heap is sized for a server, not a laptop", s.Name, opts, flag)
+					t.Errorf("%s: HEAP_OPTS %q lacks %s; the image's default heap is sized for a server, not a laptop", s.Name, opts, flag)
 				}
 			}
+		}
+		if opts, _ := env(t, broker, "HEAP_OPTS"); !strings.Contains(opts, "-XX:MaxDirectMemorySize=") {
+			t.Errorf("%s: HEAP_OPTS %q lacks -XX:MaxDirectMemorySize; without it the JVM allows as much direct memory as heap, and the image's default is 1 GiB", broker.Name, opts)
 		}
 	})
 }
@@ -480,7 +502,7 @@ func TestImagesArePinned(t *testing.T) {
 	p := load(t)
 	version := pomRocketMQVersion(t)
 	for _, s := range p.AllServices() {
-		if s.Image == "" {
+		if builder(p, s) != nil {
 			continue // built from this repository
 		}
 		t.Run(s.Name, func(t *testing.T) {
@@ -504,8 +526,10 @@ func TestGoServicesBuildFromThisRepository(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Build == nil {
-				t.Fatalf("%s has no build section", name)
+			if b := builder(p, s); b == nil {
+				t.Fatalf("%s has no build section, and no other service builds its image %q", name, s.Image)
+			} else {
+				s = *b
 			}
 			if filepath.Clean(s.Build.Context) != root {
 				t.Errorf("%s: build context %s, want the repository root (the service's go.mod replaces rmqtx/pkg with ../pkg)", name, s.Build.Context)
@@ -524,6 +548,20 @@ func TestGoServicesBuildFromThisRepository(t *testing.T) {
 			text := string(data)
 			if !strings.Contains(text, "./cmd/"+want.dir) {
 				t.Errorf("%s: %s does not build ./cmd/%s", name, dockerfile, want.dir)
+			}
+			// Downloads and compiles reuse BuildKit's cache mounts across builds.
+			for _, run := range regexp.MustCompile(`(?m)^RUN\s(?:.*\\\n)*.*$`).FindAllString(text, -1) {
+				mounts := map[string]string{"go mod download": "/go/pkg/mod", "go build": "/root/.cache/go-build"}
+				for cmd, cache := range mounts {
+					if !strings.Contains(run, cmd) {
+						continue
+					}
+					for _, target := range []string{"/go/pkg/mod", cache} {
+						if !strings.Contains(run, "--mount=type=cache,target="+target) {
+							t.Errorf("%s: %s runs %s without a cache mount on %s:\n%s", name, dockerfile, cmd, target, run)
+						}
+					}
+				}
 			}
 			if _, err := os.Stat(filepath.Join(root, want.dir, "cmd", want.dir)); err != nil {
 				t.Errorf("%s: %v", name, err)
@@ -577,6 +615,58 @@ func TestOrderServiceReplicasAreOneGroup(t *testing.T) {
 
 // The web page each order-service serves reaches cart-service through it (CART_URL): the address
 // must be the cart-service service on the port it listens on, as containers see it.
+// The replicas are one service run twice: one image, built once. Two build sections would build
+// and export the same image twice, and nothing would make the two copies equal.
+func TestOrderServiceReplicasRunOneImage(t *testing.T) {
+	p := load(t)
+	var builders []string
+	image := ""
+	for _, name := range orderReplicas {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Build != nil {
+			builders = append(builders, name)
+		}
+		if s.Image == "" {
+			t.Errorf("%s names no image: compose would name the image after the service, one per replica", name)
+		}
+		if image == "" {
+			image = s.Image
+		} else if s.Image != image {
+			t.Errorf("%s runs image %q, %s runs %q", name, s.Image, orderReplicas[0], image)
+		}
+		// The image exists only where it was built; a pull would ask a registry for a name that
+		// anyone could have published there.
+		if policy, _, _ := s.GetPullPolicy(); policy != types.PullPolicyNever {
+			t.Errorf("%s: pull_policy %q; the image is built here and must never be pulled (never)", name, policy)
+		}
+	}
+	if len(builders) != 1 {
+		t.Errorf("%d replicas have a build section (%v); want exactly one, which the others share", len(builders), builders)
+	}
+	if repo, _, _ := splitImage(image); strings.Contains(repo, "/") {
+		t.Errorf("image %q has a registry path; a local image should have a plain name", image)
+	}
+}
+
+// On SELinux hosts (Fedora, RHEL) a container may not read a bind-mounted file until it is
+// relabelled; :z does that, and is shared, as the same file may be mounted into several containers.
+func TestBindMountsAreRelabelledForSELinux(t *testing.T) {
+	p := load(t)
+	for _, s := range p.AllServices() {
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			if v.Bind == nil || v.Bind.SELinux != "z" {
+				t.Errorf("%s: bind mount %s -> %s lacks :z (SELinux hosts deny the container access)", s.Name, v.Source, v.Target)
+			}
+		}
+	}
+}
+
 func TestOrderServicePageReachesCartService(t *testing.T) {
 	p := load(t)
 	cart, err := p.GetService("cart-service")
