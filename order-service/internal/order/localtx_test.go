@@ -53,7 +53,9 @@ func openSQL(t *testing.T, dsn string) (db *sql.DB, name string) {
 	return db, cfg.DBName
 }
 
-// lockWaits counts the transactions on database name that wait for a row lock.
+// lockWaits counts the transactions on database name that wait for a row lock. Poll it no faster
+// than testenv.Eventually does: InnoDB refreshes INNODB_TRX only when it was last read over 100 ms
+// ago, so faster polling keeps reading the same stale snapshot.
 func lockWaits(t *testing.T, db *sql.DB, name string) int {
 	t.Helper()
 	var n int
