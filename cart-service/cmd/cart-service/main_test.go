@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/google/go-cmp/cmp"
@@ -483,11 +484,56 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	testenv.Eventually(t, 60*time.Second, "the dead-letter topic %DLQ%"+group, func() bool {
-		return adm.Ping(ctx, "%DLQ%"+group) == nil
+	dlq := "%DLQ%" + group
+	testenv.Eventually(t, 60*time.Second, "the dead-letter topic "+dlq, func() bool {
+		return adm.Ping(ctx, dlq) == nil
 	})
-	// And no fourth delivery.
-	time.Sleep(3 * time.Second)
+	// The message itself is there: read the dead-letter topic with a consumer of its own.
+	var (
+		mu   sync.Mutex
+		dead []*primitive.MessageExt
+	)
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(mq.Resolver(testenv.Namesrv())),
+		consumer.WithGroupName(testenv.Unique("test_dlq_reader")),
+		consumer.WithInstance(mq.InstanceName("test-dlq-reader")),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Subscribe(dlq, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"},
+		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			dead = append(dead, msgs...)
+			return consumer.ConsumeSuccess, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("start a consumer of %s: %v", dlq, err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	testenv.Eventually(t, 60*time.Second, "order o-dlq's message in "+dlq, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(dead) > 0
+	})
+	mu.Lock()
+	got := dead
+	mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("%d messages in %s, want the one of o-dlq", len(got), dlq)
+	}
+	if got[0].GetKeys() != "o-dlq" || got[0].GetTags() != events.TagOrderCreated {
+		t.Fatalf("message in %s: keys %q tags %q, want o-dlq's OrderCreated", dlq, got[0].GetKeys(), got[0].GetTags())
+	}
+	if ev, err := events.Decode(got[0].Body); err != nil || ev.OrderID != "o-dlq" {
+		t.Fatalf("message in %s: %+v, %v; want the event of o-dlq", dlq, ev, err)
+	}
+	// Moved after its last retry: no fourth delivery came before it, and none can come after.
 	if got := svc.metric(t, `cart_messages_total{outcome="retried"}`); got != 3 {
 		t.Errorf("retried = %v, want 3: the message was delivered again after its last retry", got)
 	}
