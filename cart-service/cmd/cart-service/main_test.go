@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/google/go-cmp/cmp"
@@ -72,8 +74,13 @@ func TestBadConfigStopsAtStart(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.setting) {
 				t.Fatalf("run = %v, want an error naming %s", err, tc.setting)
 			}
-			if strings.Contains(err.Error(), "\n") || time.Since(start) > time.Second {
-				t.Errorf("error %q after %v; want one line, at once", err, time.Since(start))
+			t.Logf("run returned after %v", time.Since(start).Round(time.Millisecond))
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q; want one line", err)
+			}
+			// Not after waiting for a server: that would end in the context's deadline.
+			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+				t.Errorf("run = %v after the context ended (%v); want the settings error before any wait", err, ctx.Err())
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("run logged before checking its settings: %s", stdout.String())
@@ -391,10 +398,11 @@ func TestRunConsumesFromTheBroker(t *testing.T) {
 		}
 		delay := applied.Sub(failed)
 		t.Logf("redelivery after a failed delivery: %v (delay level 1)", delay.Round(time.Millisecond))
-		// Delay level 1 is 1 s on the test broker. Much longer means the consumer did not know
-		// its retry topic's route and waited for the client's 30 s refresh.
-		if delay > 15*time.Second {
-			t.Errorf("redelivery took %v, want about 1 s", delay)
+		// Delay level 1 is 1 s on the test broker; about 30 s would mean the consumer did not
+		// know its retry topic's route and waited for the client's refresh. Reported, not
+		// asserted: a loaded machine can stretch any delay. What must hold is the order.
+		if !applied.After(failed) {
+			t.Errorf("applied at %v, not after the failed delivery at %v", applied, failed)
 		}
 	})
 
@@ -469,21 +477,63 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 	// The first delivery and MAX_RECONSUME=2 retries.
 	svc.waitMetric(t, `cart_messages_total{outcome="retried"}`, 3)
 	took := time.Since(sent)
-	t.Logf("three failed deliveries took %v", took.Round(time.Millisecond))
-	if took > 20*time.Second { // delay levels 1 and 2 are 1 s each on the test broker
-		t.Errorf("three deliveries took %v, want a few seconds", took)
-	}
+	t.Logf("three failed deliveries took %v (delay levels 1 and 2 are 1 s each on the test broker)", took.Round(time.Millisecond))
 
 	adm, err := mq.NewAdmin(testenv.Namesrv())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	testenv.Eventually(t, 60*time.Second, "the dead-letter topic %DLQ%"+group, func() bool {
-		return adm.Ping(ctx, "%DLQ%"+group) == nil
+	dlq := "%DLQ%" + group
+	testenv.Eventually(t, 60*time.Second, "the dead-letter topic "+dlq, func() bool {
+		return adm.Ping(ctx, dlq) == nil
 	})
-	// And no fourth delivery.
-	time.Sleep(3 * time.Second)
+	// The message itself is there: read the dead-letter topic with a consumer of its own.
+	var (
+		mu   sync.Mutex
+		dead []*primitive.MessageExt
+	)
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(mq.Resolver(testenv.Namesrv())),
+		consumer.WithGroupName(testenv.Unique("test_dlq_reader")),
+		consumer.WithInstance(mq.InstanceName("test-dlq-reader")),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Subscribe(dlq, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"},
+		func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			dead = append(dead, msgs...)
+			return consumer.ConsumeSuccess, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("start a consumer of %s: %v", dlq, err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	testenv.Eventually(t, 60*time.Second, "order o-dlq's message in "+dlq, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(dead) > 0
+	})
+	mu.Lock()
+	got := dead
+	mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("%d messages in %s, want the one of o-dlq", len(got), dlq)
+	}
+	if got[0].GetKeys() != "o-dlq" || got[0].GetTags() != events.TagOrderCreated {
+		t.Fatalf("message in %s: keys %q tags %q, want o-dlq's OrderCreated", dlq, got[0].GetKeys(), got[0].GetTags())
+	}
+	if ev, err := events.Decode(got[0].Body); err != nil || ev.OrderID != "o-dlq" {
+		t.Fatalf("message in %s: %+v, %v; want the event of o-dlq", dlq, ev, err)
+	}
+	// Moved after its last retry: no fourth delivery came before it, and none can come after.
 	if got := svc.metric(t, `cart_messages_total{outcome="retried"}`); got != 3 {
 		t.Errorf("retried = %v, want 3: the message was delivered again after its last retry", got)
 	}

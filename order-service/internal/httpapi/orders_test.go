@@ -157,7 +157,9 @@ func TestPostOrdersStatuses(t *testing.T) {
 		t.Fatalf("POST = %d %s", rec.Code, rec.Body)
 	}
 	var created orderBody
-	json.Unmarshal(rec.Body.Bytes(), &created)
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil {
+		t.Fatalf("POST body %q: %v", rec.Body, err)
+	}
 	if created.Order.Status != "created" || created.Order.TotalCents != 3998 || rec.Header().Get("Location") != "/orders/"+created.Order.OrderID {
 		t.Fatalf("created = %+v, Location %q", created.Order, rec.Header().Get("Location"))
 	}
@@ -192,7 +194,9 @@ func TestPostOrdersStatuses(t *testing.T) {
 	// A second order, then the list is newest first.
 	rec = f.do("POST", "/orders", `{"user_id":"u1","items":[{"sku":"B","quantity":1,"unit_price_cents":5}]}`, nil)
 	var second orderBody
-	json.Unmarshal(rec.Body.Bytes(), &second)
+	if err := json.Unmarshal(rec.Body.Bytes(), &second); err != nil || rec.Code != http.StatusCreated || second.Order.OrderID == "" {
+		t.Fatalf("second POST = %d %s (%v)", rec.Code, rec.Body, err)
+	}
 	rec = f.do("GET", "/orders?user_id=u1", "", nil)
 	var list struct{ Orders []order.Order }
 	json.Unmarshal(rec.Body.Bytes(), &list)
@@ -200,12 +204,25 @@ func TestPostOrdersStatuses(t *testing.T) {
 		t.Fatalf("list = %s", rec.Body)
 	}
 
-	// Local transaction fails: 500, and the order does not exist.
+	// Local transaction fails (after its half message was sent): 500, and the order does not
+	// exist: the user still has exactly the two orders above.
 	rec = f.do("POST", "/orders", good, map[string]string{"X-Fault": "fail-local-tx"})
 	var e errorBody
-	json.Unmarshal(rec.Body.Bytes(), &e)
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("fail-local-tx body %q: %v", rec.Body, err)
+	}
 	if rec.Code != 500 || e.Error.Code != "order_not_placed" {
 		t.Fatalf("fail-local-tx = %d %s", rec.Code, rec.Body)
+	}
+	rows, err := f.store.OrdersByUser(context.Background(), "u1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].OrderID != second.Order.OrderID || rows[1].OrderID != created.Order.OrderID {
+		t.Fatalf("orders after fail-local-tx = %+v, want only %s and %s", rows, second.Order.OrderID, created.Order.OrderID)
+	}
+	if f.producer.sent != 3 {
+		t.Fatalf("half messages = %d, want 3: the failure must come from the local transaction", f.producer.sent)
 	}
 	// Unknown fault point: 422.
 	if rec := f.do("POST", "/orders", good, map[string]string{"X-Fault": "explode"}); rec.Code != 422 {
@@ -239,17 +256,25 @@ func TestPostOrdersIdempotencyKey(t *testing.T) {
 	}
 }
 
+// The producer's error maps to 503 (a stand-in producer refuses the half message; the real one,
+// against a broker that goes away, is TestPostOrdersBrokerGone).
 func TestPostOrdersBrokerDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, false)
 	f.producer.fail = true
 	rec := f.do("POST", "/orders", good, nil)
 	var e errorBody
-	json.Unmarshal(rec.Body.Bytes(), &e)
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
 	if rec.Code != 503 || e.Error.Code != "broker_unavailable" {
 		t.Fatalf("POST = %d %s", rec.Code, rec.Body)
 	}
-	if rows, _ := f.store.OrdersByUser(context.Background(), "u1", 10); len(rows) != 0 {
+	rows, err := f.store.OrdersByUser(context.Background(), "u1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 {
 		t.Fatalf("orders written while the broker was down: %d", len(rows))
 	}
 }

@@ -192,6 +192,16 @@ func TestBrokerCheckBackCommitsSkippedAnswer(t *testing.T) {
 	})
 	at, _ := col.first(placed.Order.OrderID)
 	t.Logf("skip-end-transaction -> delivered after check-back in %v", at.Sub(start).Round(time.Millisecond))
+	// The delivery must be the check-back's doing: the instance answered the broker Unknown, and
+	// only a check-back answered Commit. The metric is counted before the answer leaves, so it is
+	// there by the time the message is delivered. (This group's only other half message, the
+	// warm-up, is rolled back at once and never checked back.)
+	if n := testutil.ToFloat64(in.svc.metrics.checkBacks.WithLabelValues("commit")); n < 1 {
+		t.Fatalf("delivered with %v commit check-backs answered; the commit did not come from a check-back", n)
+	}
+	if n := testutil.ToFloat64(in.svc.metrics.checkBacks.WithLabelValues("rollback")); n != 0 {
+		t.Fatalf("%v check-backs answered rollback for a committed order", n)
+	}
 }
 
 // Two instances in one producer group. The first dies with half messages pending (one committed

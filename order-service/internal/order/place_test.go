@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -141,32 +142,35 @@ func TestPlaceAmbiguousCommitIsPending(t *testing.T) {
 	}
 	defer admin.Close()
 
-	// While the local transaction sleeps inside (slow-local-tx), kill its connection.
+	// While the local transaction sleeps inside (slow-local-tx), kill its connection. It is inside
+	// once it has written all its rows: tx_log, the order and its two items.
 	killed := make(chan error, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		rows, err := admin.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?", cfg.DBName)
-		if err != nil {
-			killed <- err
-			return
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var thread int64
+			err := admin.QueryRow(`SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t
+				JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+				WHERE p.DB = ? AND t.trx_rows_modified >= 4`, cfg.DBName).Scan(&thread)
+			switch {
+			case err == nil:
+				_, err = admin.Exec(fmt.Sprintf("KILL %d", thread))
+				killed <- err
+				return
+			case !errors.Is(err, sql.ErrNoRows):
+				killed <- err
+				return
+			case time.Now().After(deadline):
+				killed <- errors.New("the local transaction was never seen holding its rows")
+				return
+			}
+			// Not faster: InnoDB refreshes INNODB_TRX only when it was last read over 100 ms ago.
+			time.Sleep(150 * time.Millisecond)
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			rows.Scan(&id)
-			ids = append(ids, id)
-		}
-		rows.Close()
-		for _, id := range ids {
-			admin.Exec("KILL ?", id)
-		}
-		if len(ids) == 0 {
-			killed <- errors.New("no connection to kill")
-			return
-		}
-		killed <- nil
 	}()
-	placed, err := svc.Place(context.Background(), validRequest("u1"), "", Fault{Point: FaultSlowLocalTx, Slow: 1500 * time.Millisecond})
+	// The fault holds the transaction open this long whatever happens to its connection; the
+	// connection is killed as soon as the transaction is seen inside it.
+	placed, err := svc.Place(context.Background(), validRequest("u1"), "", Fault{Point: FaultSlowLocalTx, Slow: 3 * time.Second})
 	if kerr := <-killed; kerr != nil {
 		t.Fatal(kerr)
 	}

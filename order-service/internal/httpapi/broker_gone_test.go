@@ -1,0 +1,202 @@
+package httpapi
+
+// POST /orders through the real RocketMQ producer, against a NameServer and Broker of this test's
+// own that the test then kills: the answer is 503 and nothing is written.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	rmqproducer "github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"rmqtx/order-service/internal/order"
+	"rmqtx/order-service/internal/store"
+	"rmqtx/pkg/httpx"
+	"rmqtx/pkg/mq"
+	"rmqtx/pkg/testenv"
+)
+
+// freePorts finds a port for the NameServer and one for the Broker, which also listens on its
+// port - 2 and port + 1, all free now. (infra-up.sh would re-use a server it finds listening; this
+// test then fails on the missing pid file rather than kill a process it did not start.)
+func freePorts(t *testing.T) (namesrv, broker int) {
+	t.Helper()
+	free := func(port int) bool {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+		return true
+	}
+	anyPort := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	namesrv = anyPort()
+	for range 50 {
+		p := anyPort()
+		if p-2 > 1024 && p != namesrv && p-2 != namesrv && p+1 != namesrv && free(p-2) && free(p+1) {
+			return namesrv, p
+		}
+	}
+	t.Fatal("no free port p with p-2 and p+1 free for the broker")
+	return 0, 0
+}
+
+// ownBroker starts a NameServer and a Broker for this test alone with scripts/infra-up.sh (it
+// re-uses the MariaDB the tests already use), and stops them with scripts/infra-down.sh when the
+// test ends. It returns their addresses and the broker's process id.
+func ownBroker(t *testing.T) (namesrv, broker string, brokerPid int) {
+	t.Helper()
+	nsPort, brPort := freePorts(t)
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	my, err := mysql.ParseDSN(testenv.AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, myPort, err := net.SplitHostPort(my.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(),
+		"INFRA_DIR="+dir,
+		"JAR_CACHE="+filepath.Join(root, ".infra"),
+		"MYSQL_PORT="+myPort, "MYSQL_USER="+my.User, "MYSQL_PASSWORD="+my.Passwd,
+		fmt.Sprintf("NAMESRV_PORT=%d", nsPort),
+		fmt.Sprintf("BROKER_PORT=%d", brPort),
+	)
+	// Registered first, so it also runs after a failed start. It stops only what infra-up.sh
+	// started under dir: the MariaDB it re-used is not touched.
+	t.Cleanup(func() {
+		down := exec.Command(filepath.Join(root, "scripts", "infra-down.sh"), "--wipe")
+		down.Env = env
+		if out, err := down.CombinedOutput(); err != nil {
+			t.Errorf("stop the test's broker: %v\n%s", err, out)
+		}
+	})
+	start := time.Now()
+	up := exec.Command(filepath.Join(root, "scripts", "infra-up.sh"))
+	up.Env = env
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("start the test's broker: %v\n%s", err, out)
+	}
+	t.Logf("own NameServer and Broker started in %v", time.Since(start).Round(time.Millisecond))
+	raw, err := os.ReadFile(filepath.Join(dir, "broker", "broker.pid"))
+	if err != nil {
+		t.Fatalf("broker pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("broker pid %q: %v", raw, err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", nsPort), fmt.Sprintf("127.0.0.1:%d", brPort), pid
+}
+
+// gone reports whether process pid has exited (a zombie waiting to be reaped counts as gone).
+func gone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func TestPostOrdersBrokerGone(t *testing.T) {
+	t.Parallel()
+	namesrv, broker, brokerPid := ownBroker(t)
+
+	adm, err := mq.NewAdmin([]string{namesrv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	topic := testenv.Unique("orders")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := adm.EnsureTopic(ctx, topic, broker, 4); err != nil {
+		t.Fatal(err)
+	}
+
+	// order-service as main wires it: the real transactional producer, the Service its listener.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
+	reg := prometheus.NewRegistry()
+	svc := order.NewService(st, order.Config{Topic: topic}, order.NewMetrics(reg), log)
+	p, err := rocketmq.NewTransactionProducer(svc,
+		rmqproducer.WithNsResolver(mq.Resolver([]string{namesrv})),
+		rmqproducer.WithGroupName(testenv.Unique("pg")),
+		rmqproducer.WithInstanceName(mq.InstanceName("test-order")),
+		rmqproducer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown() })
+	svc.UseProducer(p)
+	if err := svc.Warmup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{h: NewServer(log, svc, svc, false, map[string]httpx.Check{"mysql": st.Ping}, reg), store: st}
+
+	// With the broker up, an order is placed.
+	rec := f.do("POST", "/orders", good, nil)
+	var created orderBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || rec.Code != http.StatusCreated {
+		t.Fatalf("POST with the broker up = %d %s (%v)", rec.Code, rec.Body, err)
+	}
+
+	// The broker goes away (kill -9); the producer still has its route.
+	if err := syscall.Kill(brokerPid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the broker: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the broker to exit", func() bool { return gone(brokerPid) })
+
+	start := time.Now()
+	rec = f.do("POST", "/orders", good, nil)
+	t.Logf("POST with the broker gone answered in %v", time.Since(start).Round(time.Millisecond))
+	var e errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || e.Error.Code != "broker_unavailable" {
+		t.Fatalf("POST with the broker gone = %d %s, want 503 broker_unavailable", rec.Code, rec.Body)
+	}
+	rows, err := st.OrdersByUser(context.Background(), "u1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].OrderID != created.Order.OrderID {
+		t.Fatalf("orders = %+v, want only %s: nothing may be written while the broker is gone", rows, created.Order.OrderID)
+	}
+}
