@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -62,18 +61,11 @@ func (e *ValidationError) Error() string {
 	return "invalid order: " + strings.Join(parts, "; ")
 }
 
-// idPattern is what user IDs, SKUs and idempotency keys may contain: they end up in URLs, logs
-// and database keys, so no spaces, quotes or control characters.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
-
+// checkID adds to fields what is wrong with the ID v, if anything (events.CheckID is the rule both
+// services share).
 func checkID(fields map[string]string, name, v string) {
-	switch {
-	case v == "":
-		fields[name] = "is required"
-	case len(v) > events.MaxIDLen:
-		fields[name] = fmt.Sprintf("must be at most %d characters", events.MaxIDLen)
-	case !idPattern.MatchString(v):
-		fields[name] = "may only contain letters, digits, '.', '_', ':' and '-'"
+	if err := events.CheckID(v); err != nil {
+		fields[name] = err.Error()
 	}
 }
 
