@@ -81,7 +81,7 @@ func toHTTP(err error) error {
 	var ve *order.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_order", Message: ve.Error(), Fields: ve.Fields}
+		return httpx.Invalid(ve.Error(), ve.Fields)
 	case errors.Is(err, order.ErrIdempotencyConflict):
 		return httpx.Errorf(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was used with a different request")
 	case errors.Is(err, order.ErrBrokerUnavailable):
