@@ -23,8 +23,8 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/google/go-cmp/cmp"
 
-	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
@@ -376,7 +376,7 @@ func TestRunConsumesFromTheBroker(t *testing.T) {
 
 	t.Run("cart-fail-once is retried by the broker", func(t *testing.T) {
 		svc.put(t, "u2", "C-3", 5)
-		publish(t, p, topic, "o2", eventBody(t, "o2", "u2", events.Item{SKU: "C-3", Quantity: 2}), cart.FaultFailOnce)
+		publish(t, p, topic, "o2", eventBody(t, "o2", "u2", events.Item{SKU: "C-3", Quantity: 2}), faults.CartFailOnce)
 		svc.applied(t, "u2", "o2")
 		if diff := cmp.Diff(map[string]int{"C-3": 3}, svc.cart(t, "u2")); diff != "" {
 			t.Fatalf("cart (-want +got):\n%s", diff)

@@ -12,6 +12,7 @@ import (
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/store"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
@@ -49,8 +50,8 @@ func TestTimelineRecordsEachDelivery(t *testing.T) {
 			name: "retried, applied, then a duplicate",
 			run: func(t *testing.T, f *fixture) {
 				ev := order("o1", "u1", item("A", 2))
-				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
-				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+				f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
+				f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 				f.consume(eventMessage(t, ev, "", 0)) // a re-put under another message ID
 			},
 			want:      []string{"retry_requested r0", "applied r1", "duplicate_acknowledged r0"},
@@ -61,8 +62,8 @@ func TestTimelineRecordsEachDelivery(t *testing.T) {
 			name: "crash after the cart commit, then the redelivery",
 			run: func(t *testing.T, f *fixture) {
 				ev := order("o1", "u1", item("A", 2))
-				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
-				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+				f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
+				f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
 			},
 			want:      []string{"applied r0", "duplicate_acknowledged r0"},
 			wantCart:  map[string]int{"A": 3},
@@ -127,8 +128,8 @@ func TestTimelineOffChangesNothingElse(t *testing.T) {
 		f := newFixture(t, setup{faults: true, timeline: on})
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o1", "u1", item("A", 2))
-		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
-		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+		f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
+		f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 		f.consume(eventMessage(t, ev, "", 0))
 		f.consume(message([]byte("poison"), "o1", "", 0))
 		if d := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); d != "" {

@@ -26,6 +26,7 @@ import (
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
@@ -482,7 +483,7 @@ func TestFaultFailOnce(t *testing.T) {
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o1", "u1", item("A", 2))
 
-		r, delay := f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
+		r, delay := f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
 		wantResult(t, "first delivery", r, consumer.ConsumeRetryLater)
 		if delay != 1 {
 			t.Errorf("delay level %d, want 1", delay)
@@ -490,7 +491,7 @@ func TestFaultFailOnce(t *testing.T) {
 		if diff := cmp.Diff(map[string]int{"A": 5}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart after the failed delivery (-want +got):\n%s", diff)
 		}
-		r, _ = f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+		r, _ = f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 		wantResult(t, "second delivery", r, consumer.ConsumeSuccess)
 		if diff := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart after the second delivery (-want +got):\n%s", diff)
@@ -500,7 +501,7 @@ func TestFaultFailOnce(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, setup{faults: false})
 		f.setCart(t, "u1", map[string]int{"A": 5})
-		r, _ := f.consume(eventMessage(t, order("o1", "u1", item("A", 2)), cart.FaultFailOnce, 0))
+		r, _ := f.consume(eventMessage(t, order("o1", "u1", item("A", 2)), faults.CartFailOnce, 0))
 		wantResult(t, "first delivery, faults off", r, consumer.ConsumeSuccess)
 		if diff := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart (-want +got):\n%s", diff)
@@ -516,14 +517,14 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o-crash", "u1", item("A", 2))
 
-		f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0)) // the real process would be dead here
+		f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0)) // the real process would be dead here
 		if f.crashes.Load() != 1 || !f.crashSawApplied.Load() {
 			t.Fatalf("crashes %d, order committed at crash time %v; want 1 crash after the commit",
 				f.crashes.Load(), f.crashSawApplied.Load())
 		}
 		// After the restart the broker delivers the unacknowledged message again, with the same
 		// reconsume count: the crash happened before any answer reached the broker.
-		r, _ := f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+		r, _ := f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
 		wantResult(t, "redelivery after the crash", r, consumer.ConsumeSuccess)
 		if f.crashes.Load() != 1 {
 			t.Fatalf("crashed %d times, want once: a redelivery must not crash again", f.crashes.Load())
@@ -536,7 +537,7 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, setup{faults: false})
 		f.setCart(t, "u1", map[string]int{"A": 5})
-		r, _ := f.consume(eventMessage(t, order("o-crash", "u1", item("A", 2)), cart.FaultCrashAfterCommit, 0))
+		r, _ := f.consume(eventMessage(t, order("o-crash", "u1", item("A", 2)), faults.CartCrashAfterCommit, 0))
 		wantResult(t, "delivery, faults off", r, consumer.ConsumeSuccess)
 		if f.crashes.Load() != 0 {
 			t.Fatalf("crashed with fault injection off")
@@ -557,7 +558,7 @@ func TestBatchWithOneFailureIsRetriedWhole(t *testing.T) {
 		return []*primitive.MessageExt{
 			eventMessage(t, good, "", reconsume),
 			message([]byte("poison"), "p", "", reconsume),
-			eventMessage(t, flaky, cart.FaultFailOnce, reconsume),
+			eventMessage(t, flaky, faults.CartFailOnce, reconsume),
 		}
 	}
 	r, _ := f.consume(batch(0)...)

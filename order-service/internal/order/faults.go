@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"rmqtx/pkg/faults"
 )
 
 // Fault is a failure a request asks to have injected (header X-Fault, docs/design.md), honoured only
@@ -21,8 +23,8 @@ const (
 	FaultSkipEndTransaction    = "skip-end-transaction"
 	FaultFailLocalTx           = "fail-local-tx"
 	FaultSlowLocalTx           = "slow-local-tx"
-	FaultCartFailOnce          = "cart-fail-once"
-	FaultCartCrashAfterCommit  = "cart-crash-after-commit"
+	FaultCartFailOnce          = faults.CartFailOnce
+	FaultCartCrashAfterCommit  = faults.CartCrashAfterCommit
 )
 
 // MaxSlow bounds slow-local-tx: it holds a database transaction open for that long.
@@ -62,7 +64,7 @@ func (f Fault) is(point string) bool { return f.Point == point }
 
 // cart returns the point to forward to cart-service, if any.
 func (f Fault) cart() string {
-	if strings.HasPrefix(f.Point, "cart-") {
+	if faults.IsCart(f.Point) {
 		return f.Point
 	}
 	return ""

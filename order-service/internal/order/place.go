@@ -33,9 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -45,6 +43,7 @@ import (
 	"rmqtx/order-service/internal/store"
 	"rmqtx/order-service/internal/timeline"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/tracing"
 )
@@ -97,8 +96,7 @@ func NewService(st *store.Store, cfg Config, metrics *Metrics, log *slog.Logger)
 		store: st, topic: cfg.Topic, faults: cfg.FaultInjection, txBound: cfg.LocalTxTimeout,
 		log: log, metrics: metrics, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, // DATETIME(6)
 		tracing: cfg.Tracing, tracer: cfg.Tracing.Tracer(tracerName),
-		// A crash fault point must behave exactly like kill -9: no deferred code, no flush.
-		crash: func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) },
+		crash: faults.KillSelf,
 	}
 }
 
