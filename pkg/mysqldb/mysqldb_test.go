@@ -75,3 +75,22 @@ func TestInTxAndDuplicateKeys(t *testing.T) {
 		t.Fatal("a plain error is not a duplicate key")
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"cut here", 3, "cut"},
+		{"ééé", 2, "éé"},           // characters, not bytes: never half an é
+		{"a\xffb", 10, "a\uFFFDb"}, // invalid UTF-8, which a utf8mb4 column refuses
+	}
+	for _, tc := range tests {
+		if got := mysqldb.Truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

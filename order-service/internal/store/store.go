@@ -234,10 +234,16 @@ type TimelineStep struct {
 
 func (TimelineStep) TableName() string { return "order_timeline" }
 
-// InsertTimeline writes timeline steps.
+// maxDetailLen is the width of order_timeline.detail.
+const maxDetailLen = 255
+
+// InsertTimeline writes timeline steps, cutting a detail too long for its column.
 func (s *Store) InsertTimeline(ctx context.Context, steps []TimelineStep) error {
 	if len(steps) == 0 {
 		return nil
+	}
+	for i := range steps {
+		steps[i].Detail = mysqldb.Truncate(steps[i].Detail, maxDetailLen)
 	}
 	if err := s.db.WithContext(ctx).Create(&steps).Error; err != nil {
 		return fmt.Errorf("insert %d timeline steps: %w", len(steps), err)
