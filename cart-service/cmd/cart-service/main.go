@@ -57,7 +57,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer flushTraces(tp)
+	defer tp.Flush()
 
 	// Logging: JSON lines with stable keys, and the trace ID wherever a span is under way; the
 	// RocketMQ client's own log goes through it too.
@@ -199,11 +199,3 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 // retryTopic is where the broker puts a consumer group's messages to be consumed again
 // (RocketMQ's naming; the client library keeps its helper internal).
 func retryTopic(group string) string { return "%RETRY%" + group }
-
-// flushTraces exports the spans still buffered, bounded: a collector that is down must not hold
-// up the shutdown.
-func flushTraces(tp *tracing.Provider) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = tp.Shutdown(ctx) // spans lost at exit are not worth failing the exit for
-}
