@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -96,41 +97,59 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	// Transactional producer: the service is its listener. Every instance joins the same producer
-	// group, so the broker can ask any live one about a half message; each has its own instance
-	// name, or check-backs would reach the wrong listener.
+	// Metrics: the service's own registry, served on /metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc := order.NewService(orders, order.Config{
-		Topic: cfg.Topic, FaultInjection: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp,
-	}, order.NewMetrics(reg), log)
-	p, err := rocketmq.NewTransactionProducer(svc,
-		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
-		producer.WithGroupName(cfg.Group),
-		producer.WithInstanceName(mq.InstanceName("order")),
-		producer.WithSendMsgTimeout(3*time.Second),
-	)
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	metrics, err := order.NewMetrics(reg)
 	if err != nil {
-		return fmt.Errorf("rocketmq producer: %w", err)
+		return err
+	}
+
+	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
+	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
+	// calls run in reverse), so no step of a finished request is lost.
+	var steps *timeline.Recorder
+	if cfg.Timeline {
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
+		})
+		if err := reg.Register(dropped); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		steps = timeline.NewRecorder(orders, instance, log, dropped.Inc)
+		defer steps.Close()
+	}
+
+	// Transactional producer: the service is its listener, so NewService builds it through
+	// NewProducer. Every instance joins the same producer group, so the broker can ask any live
+	// one about a half message; each has its own instance name, or check-backs would reach the
+	// wrong listener.
+	var p rocketmq.TransactionProducer
+	svc, err := order.NewService(orders, metrics, log, order.Config{
+		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps,
+		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
+			var err error
+			p, err = rocketmq.NewTransactionProducer(l,
+				producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+				producer.WithGroupName(cfg.Group),
+				producer.WithInstanceName(mq.InstanceName("order")),
+				producer.WithSendMsgTimeout(3*time.Second),
+			)
+			return p, err
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if err := p.Start(); err != nil {
 		return fmt.Errorf("start rocketmq producer: %w", err)
 	}
 	defer p.Shutdown()
-	svc.UseProducer(p)
-
-	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
-	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
-	// calls run in reverse), so no step of a finished request is lost.
-	if cfg.Timeline {
-		dropped := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
-		})
-		reg.MustRegister(dropped)
-		steps := timeline.NewRecorder(orders, instance, log, dropped.Inc)
-		defer steps.Close()
-		svc.UseTimeline(steps)
-	}
 	if err := svc.Warmup(ctx); err != nil {
 		return err
 	}

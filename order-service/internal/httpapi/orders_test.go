@@ -52,9 +52,20 @@ func newFixture(t *testing.T, faults bool) *fixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
 	reg := prometheus.NewRegistry()
-	svc := order.NewService(st, order.Config{Topic: "t", FaultInjection: faults}, order.NewMetrics(reg), log)
-	p := &producer{listener: svc}
-	svc.UseProducer(p)
+	metrics, err := order.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *producer
+	svc, err := order.NewService(st, metrics, log, order.Config{Topic: "t", Faults: faults,
+		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
+			p = &producer{listener: l}
+			return p, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := NewServer(log, svc, svc, faults, map[string]httpx.Check{"mysql": st.Ping}, reg)
 	return &fixture{h: h, producer: p, store: st}
 }

@@ -59,9 +59,6 @@ func ParseFault(header string, enabled bool) (Fault, error) {
 	return Fault{}, &ValidationError{Fields: map[string]string{"X-Fault": fmt.Sprintf("unknown fault point %q", header)}}
 }
 
-// is reports whether f is the given point.
-func (f Fault) is(point string) bool { return f.Point == point }
-
 // cart returns the point to forward to cart-service, if any.
 func (f Fault) cart() string {
 	if faults.IsCart(f.Point) {

@@ -60,10 +60,21 @@ func testService(t *testing.T, faults bool) (*Service, *fakeProducer, *store.Sto
 	t.Helper()
 	dsn := testenv.NewDatabase(t, "orders")
 	st := store.New(testenv.OpenDB(t, dsn, store.Schema))
-	svc := NewService(st, Config{Topic: "test-topic", FaultInjection: faults}, NewMetrics(prometheus.NewRegistry()), discard())
-	svc.crash = func() { panic(errCrashed) }
-	fp := &fakeProducer{listener: svc, status: primitive.SendOK}
-	svc.UseProducer(fp)
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fp *fakeProducer
+	svc, err := NewService(st, metrics, discard(), Config{
+		Topic: "test-topic", Faults: faults, Crash: func() { panic(errCrashed) },
+		NewProducer: func(l primitive.TransactionListener) (Producer, error) {
+			fp = &fakeProducer{listener: l, status: primitive.SendOK}
+			return fp, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return svc, fp, st, dsn
 }
 

@@ -1,6 +1,24 @@
 package order
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of POST /orders, the values of the outcome label of orders_placed_total.
+const (
+	OutcomeCreated           = "created"            // 201: the order is durable
+	OutcomePending           = "pending"            // 202: the local commit's outcome is unknown; the check-back decides
+	OutcomeReplayed          = "replayed"           // an Idempotency-Key replay answered with the earlier order
+	OutcomeNotPlaced         = "not_placed"         // the local transaction rolled back; nothing is delivered
+	OutcomeBrokerUnavailable = "broker_unavailable" // the half message was not stored; nothing was written
+	OutcomeInvalid           = "invalid"            // refused before anything was written or sent
+	OutcomeConflict          = "conflict"           // the Idempotency-Key was used with another request
+	OutcomeEventLost         = "event_lost"         // the dual-write baseline only: saved, event never sent
+)
 
 // Metrics are order-service's Prometheus metrics.
 type Metrics struct {
@@ -9,8 +27,9 @@ type Metrics struct {
 	localTx    prometheus.Histogram
 }
 
-// NewMetrics registers the metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the metrics on reg (the service's own registry, not the global one, so that
+// tests can build as many services as they like).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_placed_total",
@@ -26,6 +45,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.placed, m.checkBacks, m.localTx)
-	return m
+	for _, c := range []prometheus.Collector{m.placed, m.checkBacks, m.localTx} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// placedAs counts one POST /orders outcome.
+func (m *Metrics) placedAs(outcome string) { m.placed.WithLabelValues(outcome).Inc() }
+
+// checkBackAnswered counts one check-back by the answer given to the broker.
+func (m *Metrics) checkBackAnswered(state primitive.LocalTransactionState) {
+	m.checkBacks.WithLabelValues(stateName(state)).Inc()
+}
+
+// localTxTook records how long a local transaction took, commit included.
+func (m *Metrics) localTxTook(d time.Duration) { m.localTx.Observe(d.Seconds()) }
+
+// stateName is the label (and span attribute) of an answer to the broker.
+func stateName(s primitive.LocalTransactionState) string {
+	switch s {
+	case primitive.CommitMessageState:
+		return "commit"
+	case primitive.RollbackMessageState:
+		return "rollback"
+	default:
+		return "unknown"
+	}
 }

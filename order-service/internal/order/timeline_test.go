@@ -31,7 +31,7 @@ func TestTimelineRecordsEachStep(t *testing.T) {
 	t.Parallel()
 	svc, fp, st, _ := testService(t, true)
 	rec := timeline.NewRecorder(st, "test-instance", discard(), nil)
-	svc.UseTimeline(rec)
+	svc.timeline = rec
 	ctx := context.Background()
 
 	ok, err := svc.Place(ctx, validRequest("u1"), "", Fault{})
