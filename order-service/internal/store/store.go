@@ -224,12 +224,12 @@ func (s *Store) loadItems(ctx context.Context, orders []*OrderRow) error {
 
 // TimelineStep is a row of order_timeline (see package timeline).
 type TimelineStep struct {
-	ID       int64     `json:"-" gorm:"primaryKey"`
-	OrderID  string    `json:"-"`
-	Step     string    `json:"step"`
-	Detail   string    `json:"detail"`
-	Instance string    `json:"instance"`
-	At       time.Time `json:"at"`
+	ID       int64 `gorm:"primaryKey"`
+	OrderID  string
+	Step     string
+	Detail   string
+	Instance string
+	At       time.Time
 }
 
 func (TimelineStep) TableName() string { return "order_timeline" }
