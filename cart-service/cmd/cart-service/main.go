@@ -17,7 +17,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/httpapi"
@@ -102,7 +101,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// Metrics: the service's own registry, served on /metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := cart.NewMetrics(reg, carts.CountRejections)
 	if err != nil {
 		return err
@@ -113,16 +111,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// consumer has stopped (deferred calls run in reverse), so no step of a delivery is lost.
 	var steps *cart.Recorder
 	if cfg.Timeline {
-		dropped := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cart_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
-		})
-		reg.MustRegister(dropped)
-		steps = cart.NewRecorder(carts, log, dropped.Inc)
+		steps = cart.NewRecorder(carts, log, metrics.TimelineDropped)
 		defer steps.Close()
 	}
 
 	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
-	handler := cart.NewHandler(carts, metrics, log, cart.Options{
+	handler := cart.NewHandler(carts, metrics, log, cart.Config{
 		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
 	})
 	c, err := startConsumer(cfg, maxReconsume, handler)

@@ -160,7 +160,7 @@ func TestTimelineThatCannotBeWrittenChangesNothing(t *testing.T) {
 	}
 	sqlDB.Close()
 	broken := cart.NewRecorder(store.New(db), log, nil)
-	h := cart.NewHandler(f.store, f.metrics, log, cart.Options{Timeline: broken})
+	h := cart.NewHandler(f.store, f.metrics, log, cart.Config{Timeline: broken})
 
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	ev := order("o1", "u1", item("A", 2))

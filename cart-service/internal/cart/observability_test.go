@@ -21,7 +21,7 @@ func TestLastRetryIsCountedAsDeadLettered(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{withProxy: true})
 	const maxReconsume = 2
-	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Options{MaxReconsume: maxReconsume})
+	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Config{MaxReconsume: maxReconsume})
 	ev := order("o1", "u1", item("A", 1))
 
 	f.proxy.SetDown(true)
@@ -47,7 +47,7 @@ func TestConsumeContinuesTheProducersTrace(t *testing.T) {
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	rec := tracetest.NewSpanRecorder()
 	tp := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Options{Tracing: tp})
+	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Config{Tracing: tp})
 
 	// What order-service does when it builds the message.
 	producerCtx, send := tp.Tracer("test").Start(context.Background(), "send half message")

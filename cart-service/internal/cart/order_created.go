@@ -61,8 +61,8 @@ import (
 // context without a deadline; a hung connection must become a retry, not a stuck queue.
 const applyTimeout = 30 * time.Second
 
-// Options are the Handler's optional settings.
-type Options struct {
+// Config is what a Handler needs besides its store, metrics and logger.
+type Config struct {
 	// Faults honours the cart-side fault points of package faults (FAULT_INJECTION=on). Off,
 	// they are ignored.
 	Faults bool
@@ -98,9 +98,9 @@ type Handler struct {
 }
 
 // NewHandler builds the consumer callback.
-func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, opts Options) *Handler {
-	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now,
-		maxReconsume: opts.MaxReconsume, tracing: opts.Tracing, timeline: opts.Timeline}
+func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) *Handler {
+	h := &Handler{store: st, metrics: m, log: log, faults: cfg.Faults, crash: cfg.Crash, now: cfg.Now,
+		maxReconsume: cfg.MaxReconsume, tracing: cfg.Tracing, timeline: cfg.Timeline}
 	if h.tracing == nil {
 		h.tracing = tracing.Disabled()
 	}

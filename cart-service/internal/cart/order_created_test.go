@@ -85,7 +85,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 		f.steps = cart.NewRecorder(f.store, log, nil)
 		t.Cleanup(f.steps.Close)
 	}
-	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Options{
+	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Config{
 		Faults:   s.faults,
 		Now:      s.now,
 		Timeline: f.steps,

@@ -17,7 +17,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"rmqtx/order-service/internal/httpapi"
 	"rmqtx/order-service/internal/order"
@@ -99,12 +98,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// Metrics: the service's own registry, served on /metrics.
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
 	metrics, err := order.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -115,13 +108,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// calls run in reverse), so no step of a finished request is lost.
 	var steps *timeline.Recorder
 	if cfg.Timeline {
-		dropped := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
-		})
-		if err := reg.Register(dropped); err != nil {
-			return fmt.Errorf("register metrics: %w", err)
-		}
-		steps = timeline.NewRecorder(orders, instance, log, dropped.Inc)
+		steps = timeline.NewRecorder(orders, instance, log, metrics.TimelineDropped)
 		defer steps.Close()
 	}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Outcomes of POST /orders, the values of the outcome label of orders_placed_total.
@@ -25,10 +26,12 @@ type Metrics struct {
 	placed     *prometheus.CounterVec
 	checkBacks *prometheus.CounterVec
 	localTx    prometheus.Histogram
+	dropped    prometheus.Counter
 }
 
-// NewMetrics registers the metrics on reg (the service's own registry, not the global one, so that
-// tests can build as many services as they like).
+// NewMetrics registers order-service's metrics, and the Go runtime's and the process's, on reg
+// (the service's own registry, not the global one, so that tests can build as many services as
+// they like).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -44,8 +47,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of the local transaction (tx_log + order + items, commit included).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "order_timeline_dropped_total",
+			Help: "Timeline steps dropped because the writer fell behind.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.placed, m.checkBacks, m.localTx} {
+	for _, c := range []prometheus.Collector{m.placed, m.checkBacks, m.localTx, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -63,6 +71,10 @@ func (m *Metrics) checkBackAnswered(state primitive.LocalTransactionState) {
 
 // localTxTook records how long a local transaction took, commit included.
 func (m *Metrics) localTxTook(d time.Duration) { m.localTx.Observe(d.Seconds()) }
+
+// TimelineDropped counts a timeline step dropped because the writer fell behind (timeline.NewRecorder
+// takes it).
+func (m *Metrics) TimelineDropped() { m.dropped.Inc() }
 
 // stateName is the label (and span attribute) of an answer to the broker.
 func stateName(s primitive.LocalTransactionState) string {
