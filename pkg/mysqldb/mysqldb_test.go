@@ -3,7 +3,6 @@ package mysqldb_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -26,7 +25,7 @@ CREATE TABLE IF NOT EXISTS t (
 func open(t *testing.T) *gorm.DB {
 	t.Helper()
 	db, err := mysqldb.Open(context.Background(), testenv.NewDatabase(t, "mysqldb"), schema,
-		mysqldb.Options{ConnectWait: 10 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		mysqldb.Options{ConnectWait: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

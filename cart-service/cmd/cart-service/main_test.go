@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mq"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -446,16 +444,8 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := mysqldb.Open(ctx, dsn, "", mysqldb.Options{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
-	err = db.WithContext(ctx).Exec(`CREATE TRIGGER fail_o_dlq BEFORE INSERT ON processed_orders FOR EACH ROW
+	db := testenv.OpenDB(t, dsn, "")
+	err := db.WithContext(ctx).Exec(`CREATE TRIGGER fail_o_dlq BEFORE INSERT ON processed_orders FOR EACH ROW
 		IF NEW.order_id = 'o-dlq' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF`).Error
 	if err != nil {
 		t.Fatalf("create trigger: %v", err)

@@ -2,8 +2,6 @@ package cart_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -13,28 +11,8 @@ import (
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/faults"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
-
-// recorded writes what the recorder holds, then reads an order's steps as "step rN" (N: the
-// delivery's reconsume count), checking that every step says something. Record no more after it.
-func (f *fixture) recorded(t *testing.T, orderID string) []string {
-	t.Helper()
-	f.steps.Close()
-	ds, err := f.store.Deliveries(context.Background(), orderID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range ds {
-		if d.Detail == "" || !strings.HasPrefix(d.MsgID, "MSG") || d.At.IsZero() {
-			t.Errorf("step %+v: want a detail, the message ID and a time", d)
-		}
-		out = append(out, fmt.Sprintf("%s r%d", d.Step, d.ReconsumeTimes))
-	}
-	return out
-}
 
 func TestTimelineRecordsEachDelivery(t *testing.T) {
 	t.Parallel()
@@ -149,11 +127,8 @@ func TestTimelineOffChangesNothingElse(t *testing.T) {
 func TestTimelineThatCannotBeWrittenChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{})
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := mysqldb.Open(context.Background(), testenv.NewDatabase(t, "cartgone"), store.Schema, mysqldb.Options{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := testenv.Logger(t)
+	db := testenv.OpenDB(t, testenv.NewDatabase(t, "cartgone"), store.Schema)
 	sqlDB, err := db.DB()
 	if err != nil {
 		t.Fatal(err)

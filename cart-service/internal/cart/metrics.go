@@ -78,13 +78,8 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 	return m, nil
 }
 
-// Messages is the counter of one outcome (tests read it).
-func (m *Metrics) Messages(outcome string) prometheus.Counter {
-	return m.messages.WithLabelValues(outcome)
-}
-
-// DeadLettered is the counter of messages given up on (tests read it).
-func (m *Metrics) DeadLettered() prometheus.Counter { return m.deadLettered }
+// handled counts one delivery by its outcome.
+func (m *Metrics) handled(outcome string) { m.messages.WithLabelValues(outcome).Inc() }
 
 // TimelineDropped counts a timeline step dropped because the writer fell behind (NewRecorder takes
 // it).

@@ -181,7 +181,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 			log.ErrorContext(ctx, "panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
 			outcome = OutcomeRetried
 		}
-		h.metrics.Messages(outcome).Inc()
+		h.metrics.handled(outcome)
 		endConsume(span, outcome)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)

@@ -4,95 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"rmqtx/order-service/internal/order"
-	"rmqtx/order-service/internal/store"
-	"rmqtx/pkg/httpx"
-	"rmqtx/pkg/testenv"
 )
-
-// producer is a stand-in for the RocketMQ client: it calls the listener like the real one does,
-// and counts the half messages it was asked to send.
-type producer struct {
-	listener primitive.TransactionListener
-	fail     bool
-	mu       sync.Mutex
-	sent     int
-}
-
-func (p *producer) SendMessageInTransaction(_ context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
-	if p.fail {
-		return nil, errors.New("broker down")
-	}
-	p.mu.Lock()
-	p.sent++
-	p.mu.Unlock()
-	state := p.listener.ExecuteLocalTransaction(msg)
-	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: primitive.SendOK}, State: state}, nil
-}
-
-type fixture struct {
-	h        http.Handler
-	producer *producer
-	store    *store.Store
-}
-
-func newFixture(t *testing.T, faults bool) *fixture {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
-	reg := prometheus.NewRegistry()
-	metrics, err := order.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p *producer
-	svc, err := order.NewService(st, metrics, log, order.Config{Topic: "t", Faults: faults,
-		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
-			p = &producer{listener: l}
-			return p, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := NewServer(log, svc, svc, faults, map[string]httpx.Check{"mysql": st.Ping}, reg)
-	return &fixture{h: h, producer: p, store: st}
-}
-
-func (f *fixture) do(method, path, body string, headers map[string]string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	rec := httptest.NewRecorder()
-	f.h.ServeHTTP(rec, req)
-	return rec
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Fields  map[string]string `json:"fields"`
-	} `json:"error"`
-}
-
-type orderBody struct {
-	Order order.Order `json:"order"`
-}
-
-const good = `{"user_id":"u1","items":[{"sku":"A-1","quantity":2,"unit_price_cents":1999}]}`
 
 func TestPostOrdersRejectsBadInput(t *testing.T) {
 	t.Parallel()
@@ -151,8 +68,8 @@ func TestPostOrdersRejectsBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was written and nothing was sent for any of them.
-	if f.producer.sent != 0 {
-		t.Fatalf("half messages sent for bad input: %d", f.producer.sent)
+	if len(f.producer.Sent()) != 0 {
+		t.Fatalf("half messages sent for bad input: %d", len(f.producer.Sent()))
 	}
 	if rows, err := f.store.OrdersByUser(context.Background(), "u1", 10); err != nil || len(rows) != 0 {
 		t.Fatalf("orders written for bad input: %d (%v)", len(rows), err)
@@ -245,15 +162,15 @@ func TestPostOrdersIdempotencyKey(t *testing.T) {
 	if conflict.Code != 409 || e.Error.Code != "idempotency_conflict" {
 		t.Fatalf("different body = %d %s", conflict.Code, conflict.Body)
 	}
-	if f.producer.sent != 1 {
-		t.Fatalf("half messages = %d, want 1", f.producer.sent)
+	if len(f.producer.Sent()) != 1 {
+		t.Fatalf("half messages = %d, want 1", len(f.producer.Sent()))
 	}
 }
 
 func TestPostOrdersBrokerDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, false)
-	f.producer.fail = true
+	f.producer.SendErr = errors.New("broker down")
 	rec := f.do("POST", "/orders", good, nil)
 	var e errorBody
 	json.Unmarshal(rec.Body.Bytes(), &e)

@@ -27,8 +27,8 @@ const (
 	FaultCartCrashAfterCommit  = faults.CartCrashAfterCommit
 )
 
-// MaxSlow bounds slow-local-tx: it holds a database transaction open for that long.
-const MaxSlow = 60 * time.Second
+// maxSlow bounds slow-local-tx: it holds a database transaction open for that long.
+const maxSlow = 60 * time.Second
 
 // ParseFault reads an X-Fault header value. enabled is FAULT_INJECTION=on.
 func ParseFault(header string, enabled bool) (Fault, error) {
@@ -50,11 +50,11 @@ func ParseFault(header string, enabled bool) (Fault, error) {
 	case FaultSlowLocalTx:
 		secs, err := strconv.ParseFloat(arg, 64)
 		d := time.Duration(secs * float64(time.Second))
-		if err == nil && d > 0 && d <= MaxSlow {
+		if err == nil && d > 0 && d <= maxSlow {
 			return Fault{Point: name, Slow: d}, nil
 		}
 		return Fault{}, &ValidationError{Fields: map[string]string{
-			"X-Fault": fmt.Sprintf("slow-local-tx=<seconds> takes 0 < seconds <= %.0f", MaxSlow.Seconds())}}
+			"X-Fault": fmt.Sprintf("slow-local-tx=<seconds> takes 0 < seconds <= %.0f", maxSlow.Seconds())}}
 	}
 	return Fault{}, &ValidationError{Fields: map[string]string{"X-Fault": fmt.Sprintf("unknown fault point %q", header)}}
 }
