@@ -2,7 +2,8 @@ package order
 
 import "errors"
 
-// Errors that Place returns besides *ValidationError. The HTTP layer maps each to a status.
+// The package's errors besides *ValidationError (from Place, Get, List and Timeline). The HTTP
+// layer maps each to a status, in one place (httpapi.toHTTP).
 var (
 	// ErrIdempotencyConflict: the Idempotency-Key was used with a different body (409).
 	ErrIdempotencyConflict = errors.New("idempotency key already used with a different request")

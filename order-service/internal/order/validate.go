@@ -34,8 +34,8 @@ func checkID(fields map[string]string, name, v string) {
 	}
 }
 
-// validate checks what step 1 of Place refuses: the request and its Idempotency-Key header ("" for
-// none), all problems at once.
+// validate is what step 1 of Place refuses: a bad request, then a bad Idempotency-Key header (""
+// is none).
 func validate(req Request, idemKey string) error {
 	if err := req.Validate(); err != nil {
 		return err
