@@ -49,17 +49,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
-	// How this instance names itself in order timelines: host:port unless set, so two instances on
-	// one host (or two containers) differ.
+	// How this instance names itself in order timelines (instanceName).
 	instance := env.String("INSTANCE_NAME", "")
 	if err := env.Err(); err != nil {
 		return err
 	}
-	if instance == "" {
-		host, _ := os.Hostname()
-		_, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by config
-		instance = net.JoinHostPort(host, port)
-	}
+	instance = instanceName(instance, cfg.HTTPAddr)
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "order-service", getenv)
 	if err != nil {
@@ -167,6 +162,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	})
 	log.Info("shutting down")
 	return err
+}
+
+// instanceName is INSTANCE_NAME, or host:port when it is unset, so that two instances on one host
+// (or two containers) differ in order timelines.
+func instanceName(name, httpAddr string) string {
+	if name != "" {
+		return name
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(httpAddr) // validated by config
+	return net.JoinHostPort(host, port)
 }
 
 // choosePlacement returns what POST /orders calls. Anything but the transactional default is a
