@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -25,7 +24,7 @@ func TestWriterWritesEverythingInBatches(t *testing.T) {
 		got = append(got, b...)
 		batches++
 		return nil
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	}, slog.New(slog.DiscardHandler), nil)
 	const n = 1000
 	for i := range n {
 		w.Add(i)
@@ -50,7 +49,7 @@ func TestWriterDropsWhenFullAndSurvivesWriteErrors(t *testing.T) {
 	w := New(func(context.Context, []int) error {
 		<-release // the database is stuck
 		return errors.New("stuck")
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() { dropped.Add(1) })
+	}, slog.New(slog.DiscardHandler), func() { dropped.Add(1) })
 	for i := range Queue + Size + 100 {
 		w.Add(i) // must never block
 	}

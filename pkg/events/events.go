@@ -54,6 +54,34 @@ type Item struct {
 	UnitPriceCents int64  `json:"unit_price_cents"`
 }
 
+// IDs: user IDs, SKUs, order IDs and idempotency keys end up in URLs, logs and database keys, so
+// they are 1 to MaxIDLen characters of A-Z a-z 0-9 . _ : - and nothing else (no spaces, quotes,
+// slashes or control characters). Both services check them with CheckID: anything else is
+// refused at the edge rather than escaped everywhere.
+var (
+	ErrIDEmpty   = errors.New("is required")
+	ErrIDTooLong = fmt.Errorf("must be at most %d characters", MaxIDLen)
+	ErrIDChars   = errors.New("may only contain letters, digits, '.', '_', ':' and '-'")
+)
+
+// CheckID says what is wrong with an ID (one of the ErrID* errors), or nil if it is one.
+func CheckID(s string) error {
+	switch {
+	case s == "":
+		return ErrIDEmpty
+	case len(s) > MaxIDLen:
+		return ErrIDTooLong
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return ErrIDChars
+		}
+	}
+	return nil
+}
+
 // ErrInvalid marks an event that can never be applied, however often it is redelivered.
 var ErrInvalid = errors.New("invalid OrderCreated event")
 
@@ -70,23 +98,24 @@ func Decode(body []byte) (OrderCreated, error) {
 	return e, nil
 }
 
-// Validate checks the invariants every consumer relies on.
+// Validate checks the invariants every consumer relies on: the same rules order-service checks
+// before it sends the event.
 func (e OrderCreated) Validate() error {
 	switch {
 	case e.Version < 1:
 		return fmt.Errorf("%w: version %d", ErrInvalid, e.Version)
-	case e.OrderID == "" || len(e.OrderID) > MaxIDLen:
-		return fmt.Errorf("%w: order_id must have 1 to %d characters", ErrInvalid, MaxIDLen)
-	case e.UserID == "" || len(e.UserID) > MaxIDLen:
-		return fmt.Errorf("%w: user_id must have 1 to %d characters", ErrInvalid, MaxIDLen)
+	case CheckID(e.OrderID) != nil:
+		return fmt.Errorf("%w: order_id %v", ErrInvalid, CheckID(e.OrderID))
+	case CheckID(e.UserID) != nil:
+		return fmt.Errorf("%w: user_id %v", ErrInvalid, CheckID(e.UserID))
 	case len(e.Items) == 0 || len(e.Items) > MaxItems:
 		return fmt.Errorf("%w: must have 1 to %d items", ErrInvalid, MaxItems)
 	}
 	seen := make(map[string]bool, len(e.Items))
 	for i, it := range e.Items {
 		switch {
-		case it.SKU == "" || len(it.SKU) > MaxIDLen:
-			return fmt.Errorf("%w: items[%d].sku must have 1 to %d characters", ErrInvalid, i, MaxIDLen)
+		case CheckID(it.SKU) != nil:
+			return fmt.Errorf("%w: items[%d].sku %v", ErrInvalid, i, CheckID(it.SKU))
 		case seen[it.SKU]:
 			return fmt.Errorf("%w: items[%d].sku %q appears twice", ErrInvalid, i, it.SKU)
 		case it.Quantity < 1 || it.Quantity > MaxQuantity:

@@ -37,6 +37,15 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// CodeInvalid is the code of every 422 answer, in both services: the request is well-formed but
+// some of its values are not acceptable; Fields says which and why.
+const CodeInvalid = "invalid"
+
+// Invalid is the 422 answer for a request whose values are not acceptable, per field.
+func Invalid(message string, fields map[string]string) *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalid, Message: message, Fields: fields}
+}
+
 // WriteJSON writes v with the status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

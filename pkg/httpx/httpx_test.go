@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -50,7 +49,7 @@ func TestDecode(t *testing.T) {
 
 func TestWriteErrorHidesInternals(t *testing.T) {
 	rec := httptest.NewRecorder()
-	WriteError(rec, httptest.NewRequest("GET", "/", nil), slog.New(slog.NewTextHandler(io.Discard, nil)),
+	WriteError(rec, httptest.NewRequest("GET", "/", nil), slog.New(slog.DiscardHandler),
 		errors.New("dial tcp 10.0.0.1:3306: secret detail"))
 	var out struct{ Error Error }
 	json.Unmarshal(rec.Body.Bytes(), &out)

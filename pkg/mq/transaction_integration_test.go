@@ -51,7 +51,7 @@ func TestCheckBackDecidesDelivery(t *testing.T) {
 	t.Parallel()
 	testenv.RequireBroker(t)
 	topic := testenv.NewTopic(t, "checkback")
-	mq.RouteClientLogs(testLogger(t))
+	mq.RouteClientLogs(testenv.Logger(t))
 
 	var (
 		mu        sync.Mutex

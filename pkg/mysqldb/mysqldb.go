@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 	gormmysql "gorm.io/driver/mysql"
@@ -160,6 +161,16 @@ func IsDuplicateKey(err error, key string) bool {
 	}
 	// MySQL: "Duplicate entry 'x' for key 'tbl.PRIMARY'"; MariaDB: "... for key 'PRIMARY'".
 	return key == "" || strings.HasSuffix(me.Message, "'"+key+"'") || strings.HasSuffix(me.Message, "."+key+"'")
+}
+
+// Truncate makes s fit a utf8mb4 VARCHAR(n) column: it replaces invalid UTF-8, which such a
+// column refuses, and cuts to at most n characters, never inside one.
+func Truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
 }
 
 // driverLog sends the MySQL driver's messages to the service's log as warnings.

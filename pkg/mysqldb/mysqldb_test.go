@@ -3,7 +3,6 @@ package mysqldb_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -26,7 +25,7 @@ CREATE TABLE IF NOT EXISTS t (
 func open(t *testing.T) *gorm.DB {
 	t.Helper()
 	db, err := mysqldb.Open(context.Background(), testenv.NewDatabase(t, "mysqldb"), schema,
-		mysqldb.Options{ConnectWait: 10 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		mysqldb.Options{ConnectWait: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,5 +72,24 @@ func TestInTxAndDuplicateKeys(t *testing.T) {
 	}
 	if mysqldb.IsDuplicateKey(errors.New("other"), "") {
 		t.Fatal("a plain error is not a duplicate key")
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"cut here", 3, "cut"},
+		{"ééé", 2, "éé"},           // characters, not bytes: never half an é
+		{"a\xffb", 10, "a\uFFFDb"}, // invalid UTF-8, which a utf8mb4 column refuses
+	}
+	for _, tc := range tests {
+		if got := mysqldb.Truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }

@@ -6,7 +6,6 @@ package testenv
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -81,8 +80,7 @@ func NewDatabase(t testing.TB, prefix string) string {
 // database's warnings to the test, and closes it when the test ends.
 func OpenDB(t testing.TB, dsn, schema string) *gorm.DB {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := mysqldb.Open(context.Background(), dsn, schema, mysqldb.Options{ConnectWait: 10 * time.Second}, log)
+	db, err := mysqldb.Open(context.Background(), dsn, schema, mysqldb.Options{ConnectWait: 10 * time.Second}, Logger(t))
 	if err != nil {
 		t.Fatalf("testenv: open database: %v", err)
 	}
@@ -94,11 +92,10 @@ func OpenDB(t testing.TB, dsn, schema string) *gorm.DB {
 	return db
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// Logger is the logger of code under test: its warnings and errors go to the test's output, shown
+// when the test fails or runs with -v. (A test that wants silence uses slog.DiscardHandler.)
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // RequireBroker fails the test unless the name server and broker accept connections.
@@ -141,9 +138,4 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// Describe is a short label for logs.
-func Describe() string {
-	return fmt.Sprintf("mysql=%s namesrv=%v broker=%s", AdminDSN(), Namesrv(), Broker())
 }

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/go-chi/chi/v5"
@@ -128,6 +129,15 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing shutdown: %w", err)
 	}
 	return nil
+}
+
+// Flush exports the spans still buffered when a service stops, bounded at 5 s: a collector that is
+// down must not hold up the shutdown. Spans lost at exit are not worth failing the exit for, so
+// the error is dropped.
+func (p *Provider) Flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.Shutdown(ctx)
 }
 
 // HTTP wraps a service's whole router: each request becomes a server span, continuing the trace

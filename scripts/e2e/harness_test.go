@@ -6,7 +6,6 @@ package e2e
 // through REST, kill them with SIGKILL, restart them, and read the databases to judge.
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -498,12 +497,4 @@ func (s *suite) count(t *testing.T, db *sql.DB, query string, args ...any) int {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
-}
-
-func jsonPretty(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-	return b.String()
 }

@@ -19,8 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/testenv"
 )
@@ -120,7 +120,7 @@ func TestCrashAfterCommitThenRestart(t *testing.T) {
 	first := startProcess(t, env)
 	first.put(t, "u1", "A-1", 5)
 	first.put(t, "u1", "B-2", 1)
-	publish(t, prod, topic, "o-crash", eventBody(t, "o-crash", "u1", events.Item{SKU: "A-1", Quantity: 2}), cart.FaultCrashAfterCommit)
+	publish(t, prod, topic, "o-crash", eventBody(t, "o-crash", "u1", events.Item{SKU: "A-1", Quantity: 2}), faults.CartCrashAfterCommit)
 
 	select {
 	case <-first.exited:

@@ -17,7 +17,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/httpapi"
@@ -57,7 +56,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer flushTraces(tp)
+	defer tp.Flush()
 
 	// Logging: JSON lines with stable keys, and the trace ID wherever a span is under way; the
 	// RocketMQ client's own log goes through it too.
@@ -102,7 +101,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// Metrics: the service's own registry, served on /metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := cart.NewMetrics(reg, carts.CountRejections)
 	if err != nil {
 		return err
@@ -113,16 +111,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// consumer has stopped (deferred calls run in reverse), so no step of a delivery is lost.
 	var steps *cart.Recorder
 	if cfg.Timeline {
-		dropped := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cart_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
-		})
-		reg.MustRegister(dropped)
-		steps = cart.NewRecorder(carts, log, dropped.Inc)
+		steps = cart.NewRecorder(carts, log, metrics.TimelineDropped)
 		defer steps.Close()
 	}
 
 	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
-	handler := cart.NewHandler(carts, metrics, log, cart.Options{
+	handler := cart.NewHandler(carts, metrics, log, cart.Config{
 		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
 	})
 	c, err := startConsumer(cfg, maxReconsume, handler)
@@ -199,11 +193,3 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 // retryTopic is where the broker puts a consumer group's messages to be consumed again
 // (RocketMQ's naming; the client library keeps its helper internal).
 func retryTopic(group string) string { return "%RETRY%" + group }
-
-// flushTraces exports the spans still buffered, bounded: a collector that is down must not hold
-// up the shutdown.
-func flushTraces(tp *tracing.Provider) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = tp.Shutdown(ctx) // spans lost at exit are not worth failing the exit for
-}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,10 +24,9 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/google/go-cmp/cmp"
 
-	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mq"
-	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
 )
 
@@ -383,7 +381,7 @@ func TestRunConsumesFromTheBroker(t *testing.T) {
 
 	t.Run("cart-fail-once is retried by the broker", func(t *testing.T) {
 		svc.put(t, "u2", "C-3", 5)
-		publish(t, p, topic, "o2", eventBody(t, "o2", "u2", events.Item{SKU: "C-3", Quantity: 2}), cart.FaultFailOnce)
+		publish(t, p, topic, "o2", eventBody(t, "o2", "u2", events.Item{SKU: "C-3", Quantity: 2}), faults.CartFailOnce)
 		svc.applied(t, "u2", "o2")
 		if diff := cmp.Diff(map[string]int{"C-3": 3}, svc.cart(t, "u2")); diff != "" {
 			t.Fatalf("cart (-want +got):\n%s", diff)
@@ -454,16 +452,8 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := mysqldb.Open(ctx, dsn, "", mysqldb.Options{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
-	err = db.WithContext(ctx).Exec(`CREATE TRIGGER fail_o_dlq BEFORE INSERT ON processed_orders FOR EACH ROW
+	db := testenv.OpenDB(t, dsn, "")
+	err := db.WithContext(ctx).Exec(`CREATE TRIGGER fail_o_dlq BEFORE INSERT ON processed_orders FOR EACH ROW
 		IF NEW.order_id = 'o-dlq' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF`).Error
 	if err != nil {
 		t.Fatalf("create trigger: %v", err)

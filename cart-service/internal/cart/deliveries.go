@@ -27,7 +27,7 @@ const (
 // with the cart, but it is one more statement for every order.) A full queue drops steps
 // (counted) rather than slowing deliveries down, and a crashing process loses what it had queued;
 // the applied step, the one a reader needs most, is then read from processed_orders instead
-// (httpapi's timeline).
+// (ReadTimeline).
 type Recorder struct {
 	w *batch.Writer[store.Delivery]
 }

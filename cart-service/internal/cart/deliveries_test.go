@@ -2,8 +2,6 @@ package cart_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -12,28 +10,9 @@ import (
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/cart-service/internal/store"
-	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/testenv"
 )
-
-// recorded writes what the recorder holds, then reads an order's steps as "step rN" (N: the
-// delivery's reconsume count), checking that every step says something. Record no more after it.
-func (f *fixture) recorded(t *testing.T, orderID string) []string {
-	t.Helper()
-	f.steps.Close()
-	ds, err := f.store.Deliveries(context.Background(), orderID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range ds {
-		if d.Detail == "" || !strings.HasPrefix(d.MsgID, "MSG") || d.At.IsZero() {
-			t.Errorf("step %+v: want a detail, the message ID and a time", d)
-		}
-		out = append(out, fmt.Sprintf("%s r%d", d.Step, d.ReconsumeTimes))
-	}
-	return out
-}
 
 func TestTimelineRecordsEachDelivery(t *testing.T) {
 	t.Parallel()
@@ -49,8 +28,8 @@ func TestTimelineRecordsEachDelivery(t *testing.T) {
 			name: "retried, applied, then a duplicate",
 			run: func(t *testing.T, f *fixture) {
 				ev := order("o1", "u1", item("A", 2))
-				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
-				f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+				f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
+				f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 				f.consume(eventMessage(t, ev, "", 0)) // a re-put under another message ID
 			},
 			want:      []string{"retry_requested r0", "applied r1", "duplicate_acknowledged r0"},
@@ -61,8 +40,8 @@ func TestTimelineRecordsEachDelivery(t *testing.T) {
 			name: "crash after the cart commit, then the redelivery",
 			run: func(t *testing.T, f *fixture) {
 				ev := order("o1", "u1", item("A", 2))
-				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
-				f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+				f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
+				f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
 			},
 			want:      []string{"applied r0", "duplicate_acknowledged r0"},
 			wantCart:  map[string]int{"A": 3},
@@ -127,8 +106,8 @@ func TestTimelineOffChangesNothingElse(t *testing.T) {
 		f := newFixture(t, setup{faults: true, timeline: on})
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o1", "u1", item("A", 2))
-		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
-		f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+		f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
+		f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 		f.consume(eventMessage(t, ev, "", 0))
 		f.consume(message([]byte("poison"), "o1", "", 0))
 		if d := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); d != "" {
@@ -148,18 +127,15 @@ func TestTimelineOffChangesNothingElse(t *testing.T) {
 func TestTimelineThatCannotBeWrittenChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{})
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := mysqldb.Open(context.Background(), testenv.NewDatabase(t, "cartgone"), store.Schema, mysqldb.Options{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := testenv.Logger(t)
+	db := testenv.OpenDB(t, testenv.NewDatabase(t, "cartgone"), store.Schema)
 	sqlDB, err := db.DB()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sqlDB.Close()
 	broken := cart.NewRecorder(store.New(db), log, nil)
-	h := cart.NewHandler(f.store, f.metrics, log, cart.Options{Timeline: broken})
+	h := cart.NewHandler(f.store, f.metrics, log, cart.Config{Timeline: broken})
 
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	ev := order("o1", "u1", item("A", 2))

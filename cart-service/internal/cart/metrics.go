@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Outcomes of one delivery, the values of the outcome label of cart_messages_total.
@@ -22,10 +23,12 @@ type Metrics struct {
 	messages     *prometheus.CounterVec
 	orderToCart  prometheus.Histogram
 	deadLettered prometheus.Counter
+	dropped      prometheus.Counter
 }
 
-// NewMetrics registers the consumer's metrics on reg (the service's own registry, not the global
-// one, so that tests can build as many services as they like). countRejected backs the gauge
+// NewMetrics registers cart-service's metrics, and the Go runtime's and the process's, on reg (the
+// service's own registry, not the global one, so that tests can build as many services as they
+// like). countRejected backs the gauge
 // cart_rejected_messages: it counts the table, so the number survives restarts, unlike a counter.
 func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (int64, error)) (*Metrics, error) {
 	m := &Metrics{
@@ -57,7 +60,12 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, m.deadLettered, rejected} {
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cart_timeline_dropped_total",
+		Help: "Timeline steps dropped because the writer fell behind.",
+	})
+	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, m.deadLettered, rejected, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -70,12 +78,11 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 	return m, nil
 }
 
-// Messages is the counter of one outcome (tests read it).
-func (m *Metrics) Messages(outcome string) prometheus.Counter {
-	return m.messages.WithLabelValues(outcome)
-}
+// handled counts one delivery by its outcome.
+func (m *Metrics) handled(outcome string) { m.messages.WithLabelValues(outcome).Inc() }
 
-// DeadLettered is the counter of messages given up on (tests read it).
-func (m *Metrics) DeadLettered() prometheus.Counter { return m.deadLettered }
+// TimelineDropped counts a timeline step dropped because the writer fell behind (NewRecorder takes
+// it).
+func (m *Metrics) TimelineDropped() { m.dropped.Inc() }
 
 func (m *Metrics) observeOrderToCart(d time.Duration) { m.orderToCart.Observe(d.Seconds()) }

@@ -2,16 +2,15 @@ package cart_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"rmqtx/cart-service/internal/cart"
+	"rmqtx/pkg/testenv"
 	"rmqtx/pkg/tracing"
 )
 
@@ -21,7 +20,7 @@ func TestLastRetryIsCountedAsDeadLettered(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{withProxy: true})
 	const maxReconsume = 2
-	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Options{MaxReconsume: maxReconsume})
+	h := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{MaxReconsume: maxReconsume})
 	ev := order("o1", "u1", item("A", 1))
 
 	f.proxy.SetDown(true)
@@ -34,7 +33,7 @@ func TestLastRetryIsCountedAsDeadLettered(t *testing.T) {
 		if reconsumed >= maxReconsume {
 			want = 1
 		}
-		if got := testutil.ToFloat64(f.metrics.DeadLettered()); got != want {
+		if got := metric(t, f.reg, "cart_dead_lettered_total").GetCounter().GetValue(); got != want {
 			t.Errorf("after the delivery with reconsume count %d: cart_dead_lettered_total = %v, want %v", reconsumed, got, want)
 		}
 	}
@@ -47,7 +46,7 @@ func TestConsumeContinuesTheProducersTrace(t *testing.T) {
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	rec := tracetest.NewSpanRecorder()
 	tp := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	h := cart.NewHandler(f.store, f.metrics, slog.New(slog.NewTextHandler(t.Output(), nil)), cart.Options{Tracing: tp})
+	h := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{Tracing: tp})
 
 	// What order-service does when it builds the message.
 	producerCtx, send := tp.Tracer("test").Start(context.Background(), "send half message")

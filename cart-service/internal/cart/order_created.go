@@ -43,9 +43,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
@@ -54,29 +52,21 @@ import (
 
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/tracing"
-)
-
-// Fault points this consumer honours when fault injection is on (docs/design.md). order-service puts
-// them on the message as the property events.PropertyFault.
-const (
-	// FaultFailOnce fails the first delivery with a retry.
-	FaultFailOnce = "cart-fail-once"
-	// FaultCrashAfterCommit kills the process after the cart commit and before the
-	// acknowledgement, on the delivery that applied the order.
-	FaultCrashAfterCommit = "cart-crash-after-commit"
 )
 
 // applyTimeout bounds one delivery's database work. The client library hands the callback a
 // context without a deadline; a hung connection must become a retry, not a stuck queue.
 const applyTimeout = 30 * time.Second
 
-// Options are the Handler's optional settings.
-type Options struct {
-	// Faults honours the fault points above (FAULT_INJECTION=on). Off, they are ignored.
+// Config is what a Handler needs besides its store, metrics and logger.
+type Config struct {
+	// Faults honours the cart-side fault points of package faults (FAULT_INJECTION=on). Off,
+	// they are ignored.
 	Faults bool
-	// Crash is what FaultCrashAfterCommit calls; nil means KillSelf. Tests pass a recorder, so the
+	// Crash is what faults.CartCrashAfterCommit calls; nil means faults.KillSelf. Tests pass a recorder, so the
 	// test binary survives.
 	Crash func()
 	// Now is the clock; nil means time.Now.
@@ -108,27 +98,20 @@ type Handler struct {
 }
 
 // NewHandler builds the consumer callback.
-func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, opts Options) *Handler {
-	h := &Handler{store: st, metrics: m, log: log, faults: opts.Faults, crash: opts.Crash, now: opts.Now,
-		maxReconsume: opts.MaxReconsume, tracing: opts.Tracing, timeline: opts.Timeline}
+func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) *Handler {
+	h := &Handler{store: st, metrics: m, log: log, faults: cfg.Faults, crash: cfg.Crash, now: cfg.Now,
+		maxReconsume: cfg.MaxReconsume, tracing: cfg.Tracing, timeline: cfg.Timeline}
 	if h.tracing == nil {
 		h.tracing = tracing.Disabled()
 	}
 	h.tracer = h.tracing.Tracer(tracerName)
 	if h.crash == nil {
-		h.crash = KillSelf
+		h.crash = faults.KillSelf
 	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	return h
-}
-
-// KillSelf ends the process the way kill -9 does: no deferred calls, no acknowledgement, no
-// graceful shutdown.
-func KillSelf() {
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // the signal is on its way; never return to acknowledge
 }
 
 // Consume handles one batch of messages (one message with the default batch size).
@@ -198,7 +181,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 			log.ErrorContext(ctx, "panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
 			outcome = OutcomeRetried
 		}
-		h.metrics.Messages(outcome).Inc()
+		h.metrics.handled(outcome)
 		endConsume(span, outcome)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
@@ -213,7 +196,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 	span.SetAttributes(attrOrderID.String(ev.OrderID))
 
 	fault := h.fault(log, msg)
-	if fault == FaultFailOnce && msg.ReconsumeTimes == 0 {
+	if fault == faults.CartFailOnce && msg.ReconsumeTimes == 0 {
 		log.WarnContext(ctx, "fault injection: failing the first delivery", "fault", fault)
 		h.note(msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
 		return OutcomeRetried
@@ -255,7 +238,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 	log.InfoContext(ctx, "order applied to cart", "items", len(ev.Items), "order_to_cart_ms", lag.Milliseconds())
 	h.note(msg, ev.OrderID, StepApplied, appliedDetail(len(ev.Items)))
 
-	if fault == FaultCrashAfterCommit {
+	if fault == faults.CartCrashAfterCommit {
 		// Only a delivery that applied the order gets here; a redelivery after the crash returns
 		// above as a duplicate, so the service crashes once and then recovers.
 		log.WarnContext(ctx, "fault injection: crashing after the cart commit, before acknowledging", "fault", fault)
@@ -294,7 +277,7 @@ func (h *Handler) fault(log *slog.Logger, msg *primitive.MessageExt) string {
 	if f == "" || !h.faults {
 		return ""
 	}
-	if f != FaultFailOnce && f != FaultCrashAfterCommit {
+	if !faults.IsCart(f) {
 		log.Warn("ignoring an unknown fault point", "fault", f)
 		return ""
 	}

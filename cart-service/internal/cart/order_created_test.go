@@ -8,194 +8,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"rmqtx/cart-service/internal/cart"
-	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/events"
-	"rmqtx/pkg/mysqldb"
-	"rmqtx/pkg/testenv"
+	"rmqtx/pkg/faults"
 )
-
-type fixture struct {
-	store   *store.Store
-	metrics *cart.Metrics
-	reg     *prometheus.Registry
-	handler *cart.Handler
-	proxy   *dbProxy       // nil unless withProxy
-	steps   *cart.Recorder // nil unless timeline
-	crashes atomic.Int32
-	// afterCrash is what the database said when the crash hook ran.
-	crashSawApplied atomic.Bool
-}
-
-type setup struct {
-	faults    bool
-	withProxy bool
-	now       func() time.Time
-	timeline  bool // record steps in order_deliveries (deliveries_test.go)
-}
-
-func newFixture(t *testing.T, s setup) *fixture {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dsn := testenv.NewDatabase(t, "cart")
-	f := &fixture{}
-	if s.withProxy {
-		cfg, err := mysql.ParseDSN(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.proxy = startProxy(t, cfg.Addr)
-		cfg.Addr = f.proxy.Addr()
-		dsn = cfg.FormatDSN()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := mysqldb.Open(ctx, dsn, store.Schema, mysqldb.Options{ConnectWait: 5 * time.Second}, log)
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
-			sqlDB.Close()
-		}
-	})
-	f.store = store.New(db)
-	f.reg = prometheus.NewRegistry()
-	f.metrics, err = cart.NewMetrics(f.reg, f.store.CountRejections)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.timeline {
-		f.steps = cart.NewRecorder(f.store, log, nil)
-		t.Cleanup(f.steps.Close)
-	}
-	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Options{
-		Faults:   s.faults,
-		Now:      s.now,
-		Timeline: f.steps,
-		Crash: func() {
-			f.crashes.Add(1)
-			// The crash must come after the commit: the order is already in the database.
-			_, err := f.store.ProcessedOrder(context.Background(), "u1", "o-crash")
-			f.crashSawApplied.Store(err == nil)
-		},
-	})
-	return f
-}
-
-func (f *fixture) setCart(t *testing.T, userID string, lines map[string]int) {
-	t.Helper()
-	for sku, q := range lines {
-		if err := f.store.SetLine(context.Background(), userID, sku, q, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func (f *fixture) cart(t *testing.T, userID string) map[string]int {
-	t.Helper()
-	items, err := f.store.Cart(context.Background(), userID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int{}
-	for _, it := range items {
-		got[it.SKU] = it.Quantity
-	}
-	return got
-}
-
-func (f *fixture) count(outcome string) int {
-	return int(testutil.ToFloat64(f.metrics.Messages(outcome)))
-}
-
-// counts reads every outcome counter, for one cmp.Diff.
-func (f *fixture) counts() map[string]int {
-	return map[string]int{
-		cart.OutcomeApplied:   f.count(cart.OutcomeApplied),
-		cart.OutcomeDuplicate: f.count(cart.OutcomeDuplicate),
-		cart.OutcomeRejected:  f.count(cart.OutcomeRejected),
-		cart.OutcomeRetried:   f.count(cart.OutcomeRetried),
-	}
-}
-
-// consume calls the callback the way the push consumer does and returns its result and the delay
-// level it asked for.
-func (f *fixture) consume(msgs ...*primitive.MessageExt) (consumer.ConsumeResult, int) {
-	cc := primitive.NewConsumeConcurrentlyContext()
-	ctx := primitive.WithConcurrentlyCtx(context.Background(), cc)
-	result, err := f.handler.Consume(ctx, msgs...)
-	if err != nil {
-		panic(fmt.Sprintf("Consume returned an error (the outcome is in the result): %v", err))
-	}
-	return result, cc.DelayLevelWhenNextConsume
-}
-
-func order(id, user string, items ...events.Item) events.OrderCreated {
-	return events.OrderCreated{
-		Version: events.CurrentVersion, OrderID: id, UserID: user, Items: items,
-		CreatedAt: time.Now().Add(-50 * time.Millisecond).UTC(),
-	}
-}
-
-func item(sku string, q int) events.Item {
-	return events.Item{SKU: sku, Quantity: q, UnitPriceCents: 100}
-}
-
-var msgSeq atomic.Int64
-
-// message wraps a body as the broker delivers it. Every call gets a new message ID, as a
-// redelivery or a re-put may.
-func message(body []byte, key, fault string, reconsumeTimes int32) *primitive.MessageExt {
-	m := &primitive.MessageExt{MsgId: fmt.Sprintf("MSG%08d", msgSeq.Add(1)), ReconsumeTimes: reconsumeTimes}
-	m.Topic = "order-events"
-	m.Body = body
-	m.WithTag(events.TagOrderCreated)
-	m.WithKeys([]string{key})
-	m.WithProperty(events.PropertyFault, fault)
-	return m
-}
-
-func eventMessage(t *testing.T, ev events.OrderCreated, fault string, reconsumeTimes int32) *primitive.MessageExt {
-	t.Helper()
-	body, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return message(body, ev.OrderID, fault, reconsumeTimes)
-}
-
-func name(r consumer.ConsumeResult) string {
-	switch r {
-	case consumer.ConsumeSuccess:
-		return "ConsumeSuccess"
-	case consumer.ConsumeRetryLater:
-		return "ConsumeRetryLater"
-	}
-	return fmt.Sprintf("ConsumeResult(%d)", r)
-}
-
-func wantResult(t *testing.T, step string, got, want consumer.ConsumeResult) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s: result %s, want %s", step, name(got), name(want))
-	}
-}
 
 func TestSameEventTwiceChangesTheCartOnce(t *testing.T) {
 	t.Parallel()
@@ -375,22 +200,6 @@ func TestPoisonMessageIsRecordedAndAcknowledged(t *testing.T) {
 	}
 }
 
-// metric gathers the registry and returns the one metric called name.
-func metric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0]
-		}
-	}
-	t.Fatalf("metric %s is not registered as a single series", name)
-	return nil
-}
-
 func TestDatabaseOutageIsRetriedThenAppliedOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{withProxy: true})
@@ -482,7 +291,7 @@ func TestFaultFailOnce(t *testing.T) {
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o1", "u1", item("A", 2))
 
-		r, delay := f.consume(eventMessage(t, ev, cart.FaultFailOnce, 0))
+		r, delay := f.consume(eventMessage(t, ev, faults.CartFailOnce, 0))
 		wantResult(t, "first delivery", r, consumer.ConsumeRetryLater)
 		if delay != 1 {
 			t.Errorf("delay level %d, want 1", delay)
@@ -490,7 +299,7 @@ func TestFaultFailOnce(t *testing.T) {
 		if diff := cmp.Diff(map[string]int{"A": 5}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart after the failed delivery (-want +got):\n%s", diff)
 		}
-		r, _ = f.consume(eventMessage(t, ev, cart.FaultFailOnce, 1))
+		r, _ = f.consume(eventMessage(t, ev, faults.CartFailOnce, 1))
 		wantResult(t, "second delivery", r, consumer.ConsumeSuccess)
 		if diff := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart after the second delivery (-want +got):\n%s", diff)
@@ -500,7 +309,7 @@ func TestFaultFailOnce(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, setup{faults: false})
 		f.setCart(t, "u1", map[string]int{"A": 5})
-		r, _ := f.consume(eventMessage(t, order("o1", "u1", item("A", 2)), cart.FaultFailOnce, 0))
+		r, _ := f.consume(eventMessage(t, order("o1", "u1", item("A", 2)), faults.CartFailOnce, 0))
 		wantResult(t, "first delivery, faults off", r, consumer.ConsumeSuccess)
 		if diff := cmp.Diff(map[string]int{"A": 3}, f.cart(t, "u1")); diff != "" {
 			t.Fatalf("cart (-want +got):\n%s", diff)
@@ -516,14 +325,14 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 		f.setCart(t, "u1", map[string]int{"A": 5})
 		ev := order("o-crash", "u1", item("A", 2))
 
-		f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0)) // the real process would be dead here
+		f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0)) // the real process would be dead here
 		if f.crashes.Load() != 1 || !f.crashSawApplied.Load() {
 			t.Fatalf("crashes %d, order committed at crash time %v; want 1 crash after the commit",
 				f.crashes.Load(), f.crashSawApplied.Load())
 		}
 		// After the restart the broker delivers the unacknowledged message again, with the same
 		// reconsume count: the crash happened before any answer reached the broker.
-		r, _ := f.consume(eventMessage(t, ev, cart.FaultCrashAfterCommit, 0))
+		r, _ := f.consume(eventMessage(t, ev, faults.CartCrashAfterCommit, 0))
 		wantResult(t, "redelivery after the crash", r, consumer.ConsumeSuccess)
 		if f.crashes.Load() != 1 {
 			t.Fatalf("crashed %d times, want once: a redelivery must not crash again", f.crashes.Load())
@@ -536,7 +345,7 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, setup{faults: false})
 		f.setCart(t, "u1", map[string]int{"A": 5})
-		r, _ := f.consume(eventMessage(t, order("o-crash", "u1", item("A", 2)), cart.FaultCrashAfterCommit, 0))
+		r, _ := f.consume(eventMessage(t, order("o-crash", "u1", item("A", 2)), faults.CartCrashAfterCommit, 0))
 		wantResult(t, "delivery, faults off", r, consumer.ConsumeSuccess)
 		if f.crashes.Load() != 0 {
 			t.Fatalf("crashed with fault injection off")
@@ -557,7 +366,7 @@ func TestBatchWithOneFailureIsRetriedWhole(t *testing.T) {
 		return []*primitive.MessageExt{
 			eventMessage(t, good, "", reconsume),
 			message([]byte("poison"), "p", "", reconsume),
-			eventMessage(t, flaky, cart.FaultFailOnce, reconsume),
+			eventMessage(t, flaky, faults.CartFailOnce, reconsume),
 		}
 	}
 	r, _ := f.consume(batch(0)...)

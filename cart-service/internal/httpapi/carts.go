@@ -129,37 +129,20 @@ func writeCart(w http.ResponseWriter, r *http.Request, log *slog.Logger, st *sto
 	httpx.WriteJSON(w, http.StatusOK, c)
 }
 
-// pathIDs returns the named path parameters, adding to fields each one that is not an ID: 1 to
-// events.MaxIDLen characters of [A-Za-z0-9._:-]. IDs end up in URLs, logs and database keys;
-// anything else is refused here rather than escaped everywhere.
+// pathIDs returns the named path parameters, adding to fields each one that is not an ID
+// (events.CheckID, the rule both services share).
 func pathIDs(r *http.Request, fields map[string]string, names ...string) []string {
 	ids := make([]string, len(names))
 	for i, name := range names {
 		ids[i] = chi.URLParam(r, name)
-		if !validID(ids[i]) {
+		if events.CheckID(ids[i]) != nil {
 			fields[name] = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ : -", events.MaxIDLen)
 		}
 	}
 	return ids
 }
 
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > events.MaxIDLen {
-		return false
-	}
-	for _, c := range []byte(s) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // invalid is the 422 answer for well-formed requests whose values are not acceptable.
 func invalid(fields map[string]string) *httpx.Error {
-	e := httpx.Errorf(http.StatusUnprocessableEntity, "invalid", "the request has invalid fields")
-	e.Fields = fields
-	return e
+	return httpx.Invalid("the request has invalid fields", fields)
 }

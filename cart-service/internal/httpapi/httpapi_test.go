@@ -8,89 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"rmqtx/cart-service/internal/httpapi"
 	"rmqtx/cart-service/internal/store"
 	"rmqtx/pkg/httpx"
-	"rmqtx/pkg/testenv"
 )
-
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	return store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "carthttp"), store.Schema))
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func newServer(t *testing.T, st *store.Store, ready map[string]httpx.Check) *httptest.Server {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "cart_test_marker_total", Help: "marker"}))
-	srv := httptest.NewServer(httpapi.NewServer(testLog(t), st, reg, ready))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Fields  map[string]string `json:"fields"`
-	} `json:"error"`
-}
-
-type cartBody struct {
-	UserID string `json:"user_id"`
-	Items  []struct {
-		SKU      string `json:"sku"`
-		Quantity int    `json:"quantity"`
-	} `json:"items"`
-}
-
-// asMap turns a cart answer into SKU → quantity.
-func (c cartBody) asMap() map[string]int {
-	m := map[string]int{}
-	for _, it := range c.Items {
-		m[it.SKU] = it.Quantity
-	}
-	return m
-}
-
-func do(t *testing.T, method, url, contentType, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "text/plain") {
-		t.Errorf("%s %s: Content-Type %q", method, url, ct)
-	}
-	return resp.StatusCode, b
-}
 
 func TestCartEndpoints(t *testing.T) {
 	t.Parallel()
@@ -223,19 +150,6 @@ func TestCartEndpoints(t *testing.T) {
 			}
 		})
 	}
-}
-
-func storedCart(t *testing.T, st *store.Store, user string) map[string]int {
-	t.Helper()
-	items, err := st.Cart(context.Background(), user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]int{}
-	for _, it := range items {
-		m[it.SKU] = it.Quantity
-	}
-	return m
 }
 
 func TestAppliedOrderEndpoint(t *testing.T) {

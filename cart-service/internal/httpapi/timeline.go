@@ -3,7 +3,6 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
-	"slices"
 	"time"
 
 	"rmqtx/cart-service/internal/cart"
@@ -28,9 +27,9 @@ type stepJSON struct {
 	At             time.Time `json:"at"`
 }
 
-// handleTimeline says what each delivery of an order's event did. An order cart-service has not
-// heard of answers 200 with no steps: the event may simply not have arrived yet (the page polls
-// this), and cart-service cannot tell an order still on its way from one that never existed.
+// handleTimeline says what each delivery of an order's event did (cart.ReadTimeline). An order
+// cart-service has not heard of answers 200 with no steps: the event may simply not have arrived
+// yet (the page polls this).
 func handleTimeline(log *slog.Logger, st *store.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fields := map[string]string{}
@@ -39,32 +38,19 @@ func handleTimeline(log *slog.Logger, st *store.Store) http.Handler {
 			writeError(w, r, log, invalid(fields))
 			return
 		}
-		deliveries, err := st.Deliveries(r.Context(), ids[0])
+		t, err := cart.ReadTimeline(r.Context(), st, ids[0])
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
-		appliedAt, err := st.AppliedAt(r.Context(), ids[0])
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		steps := make([]stepJSON, len(deliveries))
-		for i, d := range deliveries {
-			steps[i] = stepJSON{Step: d.Step, Detail: d.Detail, ReconsumeTimes: &d.ReconsumeTimes, MsgID: d.MsgID, At: d.At}
-		}
-		applied := slices.ContainsFunc(steps, func(s stepJSON) bool { return s.Step == cart.StepApplied })
-		if appliedAt != nil && !applied {
-			// Steps are written after the fact: this one is not written yet, or the process died
-			// before writing it (cart-crash-after-commit). processed_orders knows all the same.
-			derived := stepJSON{Step: cart.StepApplied, At: *appliedAt,
-				Detail: "read from processed_orders: the step itself was not written (not yet, or the process died first)"}
-			at := slices.IndexFunc(steps, func(s stepJSON) bool { return s.At.After(*appliedAt) })
-			if at < 0 {
-				at = len(steps)
-			}
-			steps = slices.Insert(steps, at, derived)
-		}
-		httpx.WriteJSON(w, http.StatusOK, timelineJSON{OrderID: ids[0], AppliedAt: appliedAt, Steps: steps})
+		httpx.WriteJSON(w, http.StatusOK, toTimelineJSON(t))
 	})
+}
+
+func toTimelineJSON(t cart.Timeline) timelineJSON {
+	out := timelineJSON{OrderID: t.OrderID, AppliedAt: t.AppliedAt, Steps: make([]stepJSON, len(t.Steps))} // [] rather than null
+	for i, s := range t.Steps {
+		out.Steps[i] = stepJSON{Step: s.Step, Detail: s.Detail, ReconsumeTimes: s.ReconsumeTimes, MsgID: s.MsgID, At: s.At}
+	}
+	return out
 }

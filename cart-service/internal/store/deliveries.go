@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"rmqtx/pkg/mysqldb"
 )
 
 // Delivery is one row of order_deliveries: what one delivery of an order's event did. It is for
@@ -38,9 +40,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, ds ...Delivery) error {
 	}
 	rows := make([]Delivery, len(ds))
 	for i, d := range ds {
-		d.OrderID = truncate(d.OrderID, maxOrderIDLen)
-		d.Detail = truncate(d.Detail, maxDetailLen)
-		d.MsgID = truncate(d.MsgID, maxMsgIDLen)
+		d.OrderID = mysqldb.Truncate(d.OrderID, maxOrderIDLen)
+		d.Detail = mysqldb.Truncate(d.Detail, maxDetailLen)
+		d.MsgID = mysqldb.Truncate(d.MsgID, maxMsgIDLen)
 		d.At = d.At.UTC().Truncate(time.Microsecond) // DATETIME(6)
 		rows[i] = d
 	}

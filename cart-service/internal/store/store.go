@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -191,9 +190,9 @@ const (
 
 // RecordRejection stores a message that can never be applied.
 func (s *Store) RecordRejection(ctx context.Context, r RejectedMessage) error {
-	r.MsgID = truncate(r.MsgID, maxMsgIDLen)
-	r.MsgKey = truncate(r.MsgKey, maxMsgKeyLen)
-	r.BodySnippet = truncate(r.BodySnippet, MaxSnippet)
+	r.MsgID = mysqldb.Truncate(r.MsgID, maxMsgIDLen)
+	r.MsgKey = mysqldb.Truncate(r.MsgKey, maxMsgKeyLen)
+	r.BodySnippet = mysqldb.Truncate(r.BodySnippet, MaxSnippet)
 	r.Reason = strings.ToValidUTF8(r.Reason, "\uFFFD")
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
 		return fmt.Errorf("record rejected message %s: %w", r.MsgID, err)
@@ -217,14 +216,4 @@ func (s *Store) Rejections(ctx context.Context) ([]RejectedMessage, error) {
 		return nil, fmt.Errorf("read rejected messages: %w", err)
 	}
 	return rs, nil
-}
-
-// truncate cuts s to at most n characters and replaces invalid UTF-8, which a utf8mb4 column
-// would refuse.
-func truncate(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"rmqtx/order-service/internal/httpapi"
 	"rmqtx/order-service/internal/order"
@@ -49,23 +49,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
-	// How this instance names itself in order timelines: host:port unless set, so two instances on
-	// one host (or two containers) differ.
+	// How this instance names itself in order timelines (instanceName).
 	instance := env.String("INSTANCE_NAME", "")
 	if err := env.Err(); err != nil {
 		return err
 	}
-	if instance == "" {
-		host, _ := os.Hostname()
-		_, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by config
-		instance = net.JoinHostPort(host, port)
-	}
+	instance = instanceName(instance, cfg.HTTPAddr)
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "order-service", getenv)
 	if err != nil {
 		return err
 	}
-	defer flushTraces(tp)
+	defer tp.Flush()
 
 	// Logging: JSON lines with stable keys, and the trace ID wherever a span is under way; the
 	// RocketMQ client's own log goes through it too.
@@ -96,41 +91,47 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	// Transactional producer: the service is its listener. Every instance joins the same producer
-	// group, so the broker can ask any live one about a half message; each has its own instance
-	// name, or check-backs would reach the wrong listener.
+	// Metrics: the service's own registry, served on /metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc := order.NewService(orders, order.Config{
-		Topic: cfg.Topic, FaultInjection: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp,
-	}, order.NewMetrics(reg), log)
-	p, err := rocketmq.NewTransactionProducer(svc,
-		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
-		producer.WithGroupName(cfg.Group),
-		producer.WithInstanceName(mq.InstanceName("order")),
-		producer.WithSendMsgTimeout(3*time.Second),
-	)
+	metrics, err := order.NewMetrics(reg)
 	if err != nil {
-		return fmt.Errorf("rocketmq producer: %w", err)
+		return err
+	}
+
+	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
+	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
+	// calls run in reverse), so no step of a finished request is lost.
+	var steps *timeline.Recorder
+	if cfg.Timeline {
+		steps = timeline.NewRecorder(orders, instance, log, metrics.TimelineDropped)
+		defer steps.Close()
+	}
+
+	// Transactional producer: the service is its listener, so NewService builds it through
+	// NewProducer. Every instance joins the same producer group, so the broker can ask any live
+	// one about a half message; each has its own instance name, or check-backs would reach the
+	// wrong listener.
+	var p rocketmq.TransactionProducer
+	svc, err := order.NewService(orders, metrics, log, order.Config{
+		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps,
+		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
+			var err error
+			p, err = rocketmq.NewTransactionProducer(l,
+				producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+				producer.WithGroupName(cfg.Group),
+				producer.WithInstanceName(mq.InstanceName("order")),
+				producer.WithSendMsgTimeout(3*time.Second),
+			)
+			return p, err
+		},
+	})
+	if err != nil {
+		return err
 	}
 	if err := p.Start(); err != nil {
 		return fmt.Errorf("start rocketmq producer: %w", err)
 	}
 	defer p.Shutdown()
-	svc.UseProducer(p)
-
-	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
-	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
-	// calls run in reverse), so no step of a finished request is lost.
-	if cfg.Timeline {
-		dropped := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "order_timeline_dropped_total", Help: "Timeline steps dropped because the writer fell behind.",
-		})
-		reg.MustRegister(dropped)
-		steps := timeline.NewRecorder(orders, instance, log, dropped.Inc)
-		defer steps.Close()
-		svc.UseTimeline(steps)
-	}
 	if err := svc.Warmup(ctx); err != nil {
 		return err
 	}
@@ -163,6 +164,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return err
 }
 
+// instanceName is INSTANCE_NAME, or host:port when it is unset, so that two instances on one host
+// (or two containers) differ in order timelines.
+func instanceName(name, httpAddr string) string {
+	if name != "" {
+		return name
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(httpAddr) // validated by config
+	return net.JoinHostPort(host, port)
+}
+
 // choosePlacement returns what POST /orders calls. Anything but the transactional default is a
 // benchmark baseline that loses or never sends events (internal/order/baselines.go); dual-write
 // needs a plain producer of its own, which stop shuts down.
@@ -189,12 +201,4 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 	default:
 		return svc, func() {}, nil
 	}
-}
-
-// flushTraces exports the spans still buffered, bounded: a collector that is down must not hold
-// up the shutdown.
-func flushTraces(tp *tracing.Provider) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = tp.Shutdown(ctx) // spans lost at exit are not worth failing the exit for
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -61,8 +62,32 @@ func handleTimeline(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 			httpx.WriteError(w, r, log, toHTTP(err))
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, t)
+		httpx.WriteJSON(w, http.StatusOK, toTimelineJSON(t))
 	}
+}
+
+// timelineJSON answers GET /orders/{id}/timeline: the order side of an order's story, the twin of
+// cart-service's endpoint of the same path.
+type timelineJSON struct {
+	OrderID string     `json:"order_id"`
+	Outcome string     `json:"outcome"` // committed, rolled_back, or pending (not decided yet)
+	Steps   []stepJSON `json:"steps"`
+}
+
+// stepJSON is one step of the local transaction, its answer or a check-back.
+type stepJSON struct {
+	Step     string    `json:"step"`
+	Detail   string    `json:"detail"`
+	Instance string    `json:"instance"` // "" for a step read from tx_log
+	At       time.Time `json:"at"`
+}
+
+func toTimelineJSON(t order.Timeline) timelineJSON {
+	out := timelineJSON{OrderID: t.OrderID, Outcome: t.Outcome, Steps: make([]stepJSON, len(t.Steps))} // [] rather than null
+	for i, s := range t.Steps {
+		out.Steps[i] = stepJSON{Step: s.Step, Detail: s.Detail, Instance: s.Instance, At: s.At}
+	}
+	return out
 }
 
 func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
@@ -81,7 +106,7 @@ func toHTTP(err error) error {
 	var ve *order.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_order", Message: ve.Error(), Fields: ve.Fields}
+		return httpx.Invalid(ve.Error(), ve.Fields)
 	case errors.Is(err, order.ErrIdempotencyConflict):
 		return httpx.Errorf(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was used with a different request")
 	case errors.Is(err, order.ErrBrokerUnavailable):

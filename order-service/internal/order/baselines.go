@@ -10,11 +10,9 @@ package order
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/google/uuid"
 
 	"rmqtx/order-service/internal/store"
 	"rmqtx/pkg/events"
@@ -46,7 +44,7 @@ func (d *Direct) Place(ctx context.Context, req Request, idemKey string, fault F
 	case replay != nil:
 		return *replay, nil
 	}
-	d.s.metrics.placed.WithLabelValues("created").Inc()
+	d.s.metrics.placedAs(OutcomeCreated)
 	return Placed{Order: fromRow(row, StatusCreated)}, nil
 }
 
@@ -94,42 +92,24 @@ func (d *DualWrite) Place(ctx context.Context, req Request, idemKey string, faul
 		// The order is committed; its event is lost. This is the bug the project exists to show.
 		d.s.log.ErrorContext(ctx, "dual-write: order saved but its event was not sent; the cart will never hear of it",
 			"order_id", row.OrderID, "err", err)
-		d.s.metrics.placed.WithLabelValues("event_lost").Inc()
+		d.s.metrics.placedAs(OutcomeEventLost)
 	} else {
-		d.s.metrics.placed.WithLabelValues("created").Inc()
+		d.s.metrics.placedAs(OutcomeCreated)
 	}
 	return Placed{Order: fromRow(row, StatusCreated)}, nil
 }
 
-// baselineCommit is steps 1 and 3 of place.go without step 2: validate, answer an
-// Idempotency-Key replay (replay is then set), build the rows, and commit them in one
-// transaction. Fault injection is refused: the fault points describe the transactional flow.
+// baselineCommit is steps 1 and 3 of place.go without step 2: build (step 1 itself, replay
+// included), then commit the rows in one transaction. Fault injection is refused: the fault
+// points describe the transactional flow.
 func (s *Service) baselineCommit(ctx context.Context, req Request, idemKey string, fault Fault) (store.OrderRow, *Placed, error) {
 	if fault.Point != "" {
 		return store.OrderRow{}, nil, &ValidationError{Fields: map[string]string{"X-Fault": "not supported by the benchmark baselines"}}
 	}
-	if err := req.Validate(); err != nil {
-		s.metrics.placed.WithLabelValues("invalid").Inc()
-		return store.OrderRow{}, nil, err
+	row, replayed, err := s.build(ctx, req, idemKey)
+	if err != nil || replayed != nil {
+		return store.OrderRow{}, replayed, err
 	}
-	if err := ValidateIdempotencyKey(idemKey); err != nil {
-		s.metrics.placed.WithLabelValues("invalid").Inc()
-		return store.OrderRow{}, nil, err
-	}
-	if idemKey != "" {
-		p, err := s.replay(ctx, req, idemKey)
-		switch {
-		case err == nil:
-			return store.OrderRow{}, &p, nil
-		case !errors.Is(err, store.ErrNotFound):
-			return store.OrderRow{}, nil, err
-		}
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return store.OrderRow{}, nil, fmt.Errorf("new order id: %w", err)
-	}
-	row := req.row(id.String(), s.now(), idemKey)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.txBound)
 	defer cancel()
 	ctx, span := s.startLocalTx(ctx, row.OrderID)
@@ -141,7 +121,7 @@ func (s *Service) baselineCommit(ctx context.Context, req Request, idemKey strin
 	})
 	span.End()
 	if err != nil {
-		s.metrics.placed.WithLabelValues("not_placed").Inc()
+		s.metrics.placedAs(OutcomeNotPlaced)
 		return store.OrderRow{}, nil, fmt.Errorf("%w: %w", ErrNotPlaced, err)
 	}
 	return row, nil, nil

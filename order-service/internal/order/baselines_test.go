@@ -45,7 +45,7 @@ func TestBaselines(t *testing.T) {
 		if outcome, err := st.TxOutcome(ctx, placed.Order.OrderID); err != nil || outcome != "committed" {
 			t.Errorf("tx_log = %q, %v; want committed, like the transactional flow", outcome, err)
 		}
-		if sent, _ := fp.counts(); sent != 0 {
+		if sent, _ := fp.Counts(); sent != 0 {
 			t.Errorf("direct sent %d half messages, want none", sent)
 		}
 	})
@@ -68,7 +68,7 @@ func TestBaselines(t *testing.T) {
 		if err != nil || ev.OrderID != placed.Order.OrderID {
 			t.Errorf("event %+v, %v; want the order's event", ev, err)
 		}
-		if sent, _ := fp.counts(); sent != 0 {
+		if sent, _ := fp.Counts(); sent != 0 {
 			t.Errorf("dual-write sent %d half messages, want none", sent)
 		}
 	})

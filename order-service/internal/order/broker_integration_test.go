@@ -31,13 +31,23 @@ type instance struct {
 func startInstance(t *testing.T, dsn, topic, group string) *instance {
 	t.Helper()
 	db := testenv.OpenDB(t, dsn, store.Schema)
-	svc := NewService(store.New(db), Config{Topic: topic, FaultInjection: true}, NewMetrics(prometheus.NewRegistry()), discard())
-	svc.crash = func() { panic(errCrashed) }
-	p, err := rocketmq.NewTransactionProducer(svc,
-		producer.WithNsResolver(mq.Resolver(testenv.Namesrv())),
-		producer.WithGroupName(group),
-		producer.WithInstanceName(mq.InstanceName("test-order")),
-	)
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p rocketmq.TransactionProducer
+	svc, err := NewService(store.New(db), metrics, discard(), Config{
+		Topic: topic, Faults: true, Crash: func() { panic(errCrashed) },
+		NewProducer: func(l primitive.TransactionListener) (Producer, error) {
+			var err error
+			p, err = rocketmq.NewTransactionProducer(l,
+				producer.WithNsResolver(mq.Resolver(testenv.Namesrv())),
+				producer.WithGroupName(group),
+				producer.WithInstanceName(mq.InstanceName("test-order")),
+			)
+			return &recorder{Producer: p}, err
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +56,6 @@ func startInstance(t *testing.T, dsn, topic, group string) *instance {
 	}
 	in := &instance{svc: svc, producer: p}
 	t.Cleanup(in.stop)
-	svc.UseProducer(&recorder{Producer: p})
 	if err := svc.Warmup(context.Background()); err != nil {
 		t.Fatal(err)
 	}

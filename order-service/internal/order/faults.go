@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"rmqtx/pkg/faults"
 )
 
 // Fault is a failure a request asks to have injected (header X-Fault, docs/design.md), honoured only
@@ -21,12 +23,12 @@ const (
 	FaultSkipEndTransaction    = "skip-end-transaction"
 	FaultFailLocalTx           = "fail-local-tx"
 	FaultSlowLocalTx           = "slow-local-tx"
-	FaultCartFailOnce          = "cart-fail-once"
-	FaultCartCrashAfterCommit  = "cart-crash-after-commit"
+	FaultCartFailOnce          = faults.CartFailOnce
+	FaultCartCrashAfterCommit  = faults.CartCrashAfterCommit
 )
 
-// MaxSlow bounds slow-local-tx: it holds a database transaction open for that long.
-const MaxSlow = 60 * time.Second
+// maxSlow bounds slow-local-tx: it holds a database transaction open for that long.
+const maxSlow = 60 * time.Second
 
 // ParseFault reads an X-Fault header value. enabled is FAULT_INJECTION=on.
 func ParseFault(header string, enabled bool) (Fault, error) {
@@ -48,21 +50,18 @@ func ParseFault(header string, enabled bool) (Fault, error) {
 	case FaultSlowLocalTx:
 		secs, err := strconv.ParseFloat(arg, 64)
 		d := time.Duration(secs * float64(time.Second))
-		if err == nil && d > 0 && d <= MaxSlow {
+		if err == nil && d > 0 && d <= maxSlow {
 			return Fault{Point: name, Slow: d}, nil
 		}
 		return Fault{}, &ValidationError{Fields: map[string]string{
-			"X-Fault": fmt.Sprintf("slow-local-tx=<seconds> takes 0 < seconds <= %.0f", MaxSlow.Seconds())}}
+			"X-Fault": fmt.Sprintf("slow-local-tx=<seconds> takes 0 < seconds <= %.0f", maxSlow.Seconds())}}
 	}
 	return Fault{}, &ValidationError{Fields: map[string]string{"X-Fault": fmt.Sprintf("unknown fault point %q", header)}}
 }
 
-// is reports whether f is the given point.
-func (f Fault) is(point string) bool { return f.Point == point }
-
 // cart returns the point to forward to cart-service, if any.
 func (f Fault) cart() string {
-	if strings.HasPrefix(f.Point, "cart-") {
+	if faults.IsCart(f.Point) {
 		return f.Point
 	}
 	return ""

@@ -32,10 +32,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -43,67 +39,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"rmqtx/order-service/internal/store"
-	"rmqtx/order-service/internal/timeline"
 	"rmqtx/pkg/events"
 	"rmqtx/pkg/mysqldb"
-	"rmqtx/pkg/tracing"
 )
-
-// Producer is the part of the RocketMQ transactional producer this package uses; tests fake it.
-type Producer interface {
-	SendMessageInTransaction(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error)
-}
-
-// Service places orders. It is also the producer's primitive.TransactionListener.
-type Service struct {
-	store    *store.Store
-	producer Producer
-	topic    string
-	faults   bool
-	txBound  time.Duration
-	log      *slog.Logger
-	metrics  *Metrics
-	crash    func()
-	now      func() time.Time
-	timeline *timeline.Recorder // what happened, for people watching; nil records nothing
-	tracing  *tracing.Provider
-	tracer   trace.Tracer
-
-	// inflight hands each attempt from Place to ExecuteLocalTransaction, which the client library
-	// calls on the same goroutine, in between, with nothing but the message. It is never used to
-	// answer a check-back: after a crash it is empty, and the check-back may come to another
-	// instance anyway.
-	inflight sync.Map // order ID -> *attempt
-}
-
-// Config holds what a Service needs besides its collaborators.
-type Config struct {
-	Topic          string
-	FaultInjection bool
-	LocalTxTimeout time.Duration     // bound on the local transaction; default 5s
-	Tracing        *tracing.Provider // spans of the flow (tracing.go); nil records none
-}
-
-// NewService returns a Service. It has no producer yet: the producer is built with the Service as
-// its listener, then handed over with UseProducer.
-func NewService(st *store.Store, cfg Config, metrics *Metrics, log *slog.Logger) *Service {
-	if cfg.LocalTxTimeout == 0 {
-		cfg.LocalTxTimeout = 5 * time.Second
-	}
-	if cfg.Tracing == nil {
-		cfg.Tracing = tracing.Disabled()
-	}
-	return &Service{
-		store: st, topic: cfg.Topic, faults: cfg.FaultInjection, txBound: cfg.LocalTxTimeout,
-		log: log, metrics: metrics, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, // DATETIME(6)
-		tracing: cfg.Tracing, tracer: cfg.Tracing.Tracer(tracerName),
-		// A crash fault point must behave exactly like kill -9: no deferred code, no flush.
-		crash: func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) },
-	}
-}
-
-// UseProducer sets the transactional producer whose listener is s.
-func (s *Service) UseProducer(p Producer) { s.producer = p }
 
 // Placed is the result of Place.
 type Placed struct {
@@ -124,64 +62,42 @@ type attempt struct {
 
 // Place runs steps 1 to 4 for one request. idemKey is the Idempotency-Key header ("" for none).
 func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault Fault) (Placed, error) {
-	// Step 1: validate and build. Bad input is rejected before anything is written or sent.
-	if err := req.Validate(); err != nil {
-		s.metrics.placed.WithLabelValues("invalid").Inc()
+	// Step 1: validate and build (build, below). Bad input is rejected before anything is written
+	// or sent, and a replayed Idempotency-Key answers with the order it created.
+	row, replayed, err := s.build(ctx, req, idemKey)
+	switch {
+	case err != nil:
+		return Placed{}, err
+	case replayed != nil:
+		return *replayed, nil
+	}
+	msg, err := s.halfMessage(row, fault)
+	if err != nil {
 		return Placed{}, err
 	}
-	if err := ValidateIdempotencyKey(idemKey); err != nil {
-		s.metrics.placed.WithLabelValues("invalid").Inc()
-		return Placed{}, err
-	}
-	// A replayed Idempotency-Key answers with the order it created, without a second half
-	// message. (Two concurrent first uses both get past this; the unique key sorts them out below.)
-	if idemKey != "" {
-		if p, err := s.replay(ctx, req, idemKey); !errors.Is(err, store.ErrNotFound) {
-			return p, err
-		}
-	}
-	// UUIDv7: unique without coordination, and time-ordered, so inserts append to the index.
-	id, err := uuid.NewV7()
-	if err != nil {
-		return Placed{}, fmt.Errorf("new order id: %w", err)
-	}
-	at := &attempt{ctx: ctx, row: req.row(id.String(), s.now(), idemKey), fault: fault}
-	body, err := json.Marshal(event(at.row))
-	if err != nil {
-		return Placed{}, fmt.Errorf("encode event: %w", err)
-	}
-	// The key is the order ID: the check-back reads it to find the tx_log row, and consumers
-	// deduplicate on the order ID in the body.
-	msg := primitive.NewMessage(s.topic, body).WithTag(events.TagOrderCreated).WithKeys([]string{at.row.OrderID})
-	if c := fault.cart(); c != "" {
-		msg.WithProperty(events.PropertyFault, c)
-	}
-	log := s.log.With("order_id", at.row.OrderID, "user_id", req.UserID)
+	log := s.log.With("order_id", row.OrderID, "user_id", row.UserID)
 
 	// Step 2: send the half message. Step 3 (ExecuteLocalTransaction) runs inside this call.
 	// The message carries this span's trace context to cart-service (tracing.go).
-	ctx, span := s.startSend(ctx, msg, at.row.OrderID)
-	at.ctx = ctx
-	s.inflight.Store(at.row.OrderID, at)
-	defer s.inflight.Delete(at.row.OrderID)
+	ctx, span := s.startSend(ctx, msg, row.OrderID)
+	at := &attempt{ctx: ctx, row: row, fault: fault}
+	s.inflight.Store(row.OrderID, at)
+	defer s.inflight.Delete(row.OrderID)
 	res, err := s.producer.SendMessageInTransaction(ctx, msg)
 	endSend(span, res, err)
+	if err == nil && !at.executed {
+		// The broker answered, but not SEND_OK (e.g. flush timeout): the library rolled back
+		// without calling us.
+		err = fmt.Errorf("send status %v", res.Status)
+	}
 	if err != nil {
-		// The broker did not confirm the half message, so the local transaction never ran. If the
+		// The broker did not store the half message, so the local transaction never ran. If the
 		// broker did store it after all (a timeout), its check-back finds no tx_log row, claims
 		// the ID as rolled back, and the message is dropped: nothing is ever delivered.
 		log.WarnContext(ctx, "half message not sent", "err", err)
-		s.metrics.placed.WithLabelValues("broker_unavailable").Inc()
+		s.metrics.placedAs(OutcomeBrokerUnavailable)
 		return Placed{}, fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)
 	}
-	if !at.executed {
-		// The broker answered, but not SEND_OK (e.g. flush timeout): the library rolled back
-		// without calling us.
-		log.WarnContext(ctx, "half message not stored", "status", res.Status)
-		s.metrics.placed.WithLabelValues("broker_unavailable").Inc()
-		return Placed{}, fmt.Errorf("%w: send status %v", ErrBrokerUnavailable, res.Status)
-	}
-
 	s.recordAnswer(at, res.State)
 
 	// Step 4: map the local outcome to the HTTP answer.
@@ -190,21 +106,21 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		// Durable. Whether the commit reached the broker or not (skip-end-transaction, a lost
 		// packet), the check-back will find tx_log 'committed': 201 is the truth.
 		log.InfoContext(ctx, "order created", "msg_id", res.MsgID, "broker_answer", stateName(res.State))
-		s.metrics.placed.WithLabelValues("created").Inc()
-		return Placed{Order: fromRow(at.row, StatusCreated)}, nil
+		s.metrics.placedAs(OutcomeCreated)
+		return Placed{Order: fromRow(row, StatusCreated)}, nil
 	case errors.Is(at.err, mysqldb.ErrCommitUnknown):
 		// COMMIT failed and we cannot know whether it took effect. We answered the broker
 		// Unknown; its check-back will read the truth from tx_log. So must the client.
 		log.WarnContext(ctx, "local commit outcome unknown; the check-back will decide", "err", at.err)
-		s.metrics.placed.WithLabelValues("pending").Inc()
-		return Placed{Order: fromRow(at.row, StatusPending)}, nil
+		s.metrics.placedAs(OutcomePending)
+		return Placed{Order: fromRow(row, StatusPending)}, nil
 	case idemKey != "" && mysqldb.IsDuplicateKey(at.err, store.KeyIdempotency):
 		// Another request with the same Idempotency-Key committed first; ours rolled back.
 		return s.replay(ctx, req, idemKey)
 	default:
 		// Rolled back locally and answered Rollback: the half message is dropped.
 		log.ErrorContext(ctx, "local transaction failed; order not placed", "err", at.err)
-		s.metrics.placed.WithLabelValues("not_placed").Inc()
+		s.metrics.placedAs(OutcomeNotPlaced)
 		return Placed{}, fmt.Errorf("%w: %w", ErrNotPlaced, at.err)
 	}
 }
@@ -219,20 +135,20 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 	}
 	at := v.(*attempt)
 	at.executed = true
-	if s.faults && at.fault.is(FaultCrashAfterHalf) {
+	if s.injects(at.fault, FaultCrashAfterHalf) {
 		s.crash() // the broker holds a half message nobody will answer: the check-back must roll it back
 	}
+	halfStored := s.now()
 
 	// The library gives us no context and takes no error back; bound the work ourselves. It keeps
 	// the request's values but not its cancellation: a client that hangs up must not turn a
 	// commit that is under way into an unknown outcome.
-	bound := s.txBound + at.fault.Slow
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(at.ctx), bound)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(at.ctx), s.txBound+at.fault.Slow)
 	defer cancel()
 	ctx, span := s.startLocalTx(ctx, at.row.OrderID)
 	defer func() { endLocalTx(span, state, at.err) }()
 
-	start, halfStored := time.Now(), s.now()
+	start := time.Now()
 	at.err = s.store.InTx(ctx, func(tx *store.Store) error {
 		// tx_log first: it is the barrier against a concurrent check-back. If the check-back
 		// came first (this transaction was slower than the broker's transaction timeout), this
@@ -246,31 +162,26 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 		if err := tx.InsertOrder(ctx, at.row); err != nil {
 			return err
 		}
-		if s.faults && at.fault.is(FaultFailLocalTx) {
+		if s.injects(at.fault, FaultFailLocalTx) {
 			return errors.New("fault injected: fail-local-tx")
 		}
-		if s.faults && at.fault.is(FaultSlowLocalTx) {
+		if s.injects(at.fault, FaultSlowLocalTx) {
 			// Hold the row locks: a check-back arriving now must wait for this transaction.
-			select {
-			case <-time.After(at.fault.Slow):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return sleep(ctx, at.fault.Slow)
 		}
 		// No timeline step is written in here: one more statement in every local transaction
 		// costs about a fifth of the throughput. They are queued once it has committed.
 		return nil
 	})
-	s.metrics.localTx.Observe(time.Since(start).Seconds())
+	s.metrics.localTxTook(time.Since(start))
+	s.recordLocalTx(at, halfStored)
 
 	switch {
 	case at.err == nil:
-		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
-		s.timeline.Record(at.row.OrderID, timeline.LocalCommitted, "tx_log 'committed', the order and its items, in one transaction", s.now())
-		if s.faults && at.fault.is(FaultCrashAfterLocalCommit) {
+		if s.injects(at.fault, FaultCrashAfterLocalCommit) {
 			s.crash() // committed, answer never sent: the check-back must commit the message
 		}
-		if s.faults && at.fault.is(FaultSkipEndTransaction) {
+		if s.injects(at.fault, FaultSkipEndTransaction) {
 			// Unknown makes the library send no commit; the broker will check back.
 			return primitive.UnkonwnState
 		}
@@ -278,14 +189,10 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 	case errors.Is(at.err, mysqldb.ErrCommitUnknown):
 		// Maybe committed, maybe not. Answering Rollback could drop the event of an order that
 		// exists; answering Commit could announce one that does not. Let the check-back decide.
-		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
-		s.timeline.Record(at.row.OrderID, timeline.LocalUnknown, at.err.Error(), s.now())
 		return primitive.UnkonwnState
 	default:
 		// Definitely not committed (the statement failed, or the connection died before COMMIT,
 		// which makes the server roll back).
-		s.timeline.Record(at.row.OrderID, timeline.HalfStored, "invisible to consumers until committed", halfStored)
-		s.timeline.Record(at.row.OrderID, timeline.LocalRolledBack, at.err.Error(), s.now())
 		return primitive.RollbackMessageState
 	}
 }
@@ -309,13 +216,9 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 			log.ErrorContext(ctx, "check-back panicked", "panic", r)
 			state = primitive.UnkonwnState
 		}
-		s.metrics.checkBacks.WithLabelValues(stateName(state)).Inc()
-		if orderID != "" {
-			s.timeline.Record(orderID, timeline.CheckBack, checkBackDetail(state), s.now())
-		}
-		if span != nil {
-			endCheckBack(span, state, string(outcome), err)
-		}
+		s.metrics.checkBackAnswered(state)
+		s.recordCheckBack(orderID, state)
+		endCheckBack(span, state, string(outcome), err)
 	}()
 	ctx, span = s.startCheckBack(msg)
 	if orderID == "" {
@@ -338,82 +241,57 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 	return primitive.RollbackMessageState
 }
 
-// Warmup makes the broker able to reach this producer with check-backs right away. The Go client
-// registers a producer with a broker only through heartbeats, sent 1 s after Start and then every
-// 30 s, and only to brokers whose routes it has fetched, which it does on the first send. Without
-// this, a producer whose first order comes later than 1 s after start is invisible to the broker
-// for up to 30 s, and the check-backs meant for it are lost attempts. The warm-up half message
-// fetches the route before the first heartbeat; ExecuteLocalTransaction rolls it back, so no
-// consumer ever sees it.
-func (s *Service) Warmup(ctx context.Context) error {
-	msg := primitive.NewMessage(s.topic, []byte("{}")).WithTag("warmup").WithKeys([]string{"warmup-" + uuid.NewString()})
-	if _, err := s.producer.SendMessageInTransaction(ctx, msg); err != nil {
-		return fmt.Errorf("warm-up half message: %w", err)
+// build is step 1: it validates the request and builds the order's rows. It answers an
+// Idempotency-Key replay (replayed is then set) without building anything. Nothing is written or
+// sent. The benchmark baselines share it (baselines.go).
+func (s *Service) build(ctx context.Context, req Request, idemKey string) (row store.OrderRow, replayed *Placed, err error) {
+	if err := validate(req, idemKey); err != nil {
+		s.metrics.placedAs(OutcomeInvalid)
+		return store.OrderRow{}, nil, err
 	}
-	return nil
-}
-
-// replay answers a request whose Idempotency-Key created an order already: the same order if the
-// request is the same, ErrIdempotencyConflict if not, store.ErrNotFound if the key is unused.
-func (s *Service) replay(ctx context.Context, req Request, key string) (Placed, error) {
-	prev, err := s.store.OrderByIdempotencyKey(ctx, req.UserID, key)
+	// A replayed Idempotency-Key answers with the order it created, without a second half
+	// message. (Two concurrent first uses both get past this; the unique key sorts them out in
+	// step 4.)
+	if idemKey != "" {
+		p, err := s.replay(ctx, req, idemKey)
+		switch {
+		case err == nil:
+			return store.OrderRow{}, &p, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return store.OrderRow{}, nil, err
+		}
+	}
+	// The order ID is made here, before anything is written or sent, so the message, the rows
+	// and the check-back all share it. UUIDv7: unique without coordination, and time-ordered, so
+	// inserts append to the index.
+	id, err := uuid.NewV7()
 	if err != nil {
-		return Placed{}, err
+		return store.OrderRow{}, nil, fmt.Errorf("new order id: %w", err)
 	}
-	if prev.RequestHash == nil || *prev.RequestHash != req.hash() {
-		s.metrics.placed.WithLabelValues("conflict").Inc()
-		return Placed{}, ErrIdempotencyConflict
-	}
-	s.metrics.placed.WithLabelValues("replayed").Inc()
-	return Placed{Order: fromRow(prev, StatusCreated), Replayed: true}, nil
+	return req.row(id.String(), s.now(), idemKey), nil, nil
 }
 
-// Get returns one order. An order that does not exist is ErrRolledBack if its transaction is
-// known to have rolled back (so a "pending" order can be told apart from one never seen).
-func (s *Service) Get(ctx context.Context, orderID string) (Order, error) {
-	row, err := s.store.Order(ctx, orderID)
-	if err == nil {
-		return fromRow(row, StatusCreated), nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return Order{}, err
-	}
-	outcome, err := s.store.TxOutcome(ctx, orderID)
-	switch {
-	case err == nil && outcome == store.RolledBack:
-		return Order{}, ErrRolledBack
-	case err == nil || errors.Is(err, store.ErrNotFound):
-		return Order{}, ErrNotFound
-	default:
-		return Order{}, err
-	}
-}
-
-// List returns a user's orders, newest first.
-func (s *Service) List(ctx context.Context, userID string, limit int) ([]Order, error) {
-	f := map[string]string{}
-	checkID(f, "user_id", userID)
-	if len(f) > 0 {
-		return nil, &ValidationError{Fields: f}
-	}
-	rows, err := s.store.OrdersByUser(ctx, userID, limit)
+// halfMessage is the OrderCreated event of row, as the message step 2 sends.
+func (s *Service) halfMessage(row store.OrderRow, fault Fault) (*primitive.Message, error) {
+	body, err := json.Marshal(event(row))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	out := make([]Order, len(rows))
-	for i, r := range rows {
-		out[i] = fromRow(r, StatusCreated)
+	// The key is the order ID: the check-back reads it to find the tx_log row, and consumers
+	// deduplicate on the order ID in the body.
+	msg := primitive.NewMessage(s.topic, body).WithTag(events.TagOrderCreated).WithKeys([]string{row.OrderID})
+	if c := fault.cart(); c != "" {
+		msg.WithProperty(events.PropertyFault, c)
 	}
-	return out, nil
+	return msg, nil
 }
 
-func stateName(s primitive.LocalTransactionState) string {
-	switch s {
-	case primitive.CommitMessageState:
-		return "commit"
-	case primitive.RollbackMessageState:
-		return "rollback"
-	default:
-		return "unknown"
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -68,15 +68,15 @@ func TestPlaceOverProducerOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			svc, fp, st, _ := testService(t, true)
-			fp.sendErr = tt.sendErr
+			fp.SendErr = tt.sendErr
 			if tt.status != 0 {
-				fp.status = tt.status
+				fp.Status = tt.status
 			}
 			placed, err := svc.Place(context.Background(), validRequest("u1"), "", tt.fault)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
-			_, answers := fp.counts()
+			_, answers := fp.Counts()
 			if tt.wantAnswer == 0 && len(answers) != 0 {
 				t.Fatalf("local transaction ran (answers %v) though the half message failed", answers)
 			}
@@ -97,7 +97,7 @@ func TestPlaceOverProducerOutcomes(t *testing.T) {
 			assertStored(t, st, placed.Order.OrderID, tt.wantStored)
 
 			// The message is the event of this very order, keyed by its ID.
-			msg := fp.sent[0]
+			msg := fp.Sent()[0]
 			if msg.GetKeys() != placed.Order.OrderID || msg.GetTags() != events.TagOrderCreated {
 				t.Fatalf("message keys=%q tags=%q", msg.GetKeys(), msg.GetTags())
 			}
@@ -180,11 +180,11 @@ func TestPlaceAmbiguousCommitIsPending(t *testing.T) {
 	if placed.Order.Status != StatusPending {
 		t.Fatalf("status = %q, want pending", placed.Order.Status)
 	}
-	if _, answers := fp.counts(); len(answers) != 1 || answers[0] != primitive.UnkonwnState {
+	if _, answers := fp.Counts(); len(answers) != 1 || answers[0] != primitive.UnkonwnState {
 		t.Fatalf("answers = %v, want [Unknown]", answers)
 	}
 	// The check-back decides from the database: the killed transaction never committed.
-	msg := checkMsg(fp.sent[0].GetKeys())
+	msg := checkMsg(fp.Sent()[0].GetKeys())
 	if got := svc.CheckLocalTransaction(msg); got != primitive.RollbackMessageState {
 		t.Fatalf("check-back = %v, want Rollback", got)
 	}
@@ -216,11 +216,11 @@ func TestPlaceCrashPoints(t *testing.T) {
 				}()
 				svc.Place(context.Background(), validRequest("u1"), "", Fault{Point: tt.point})
 			}()
-			orderID = fp.sent[0].GetKeys()
+			orderID = fp.Sent()[0].GetKeys()
 			assertStored(t, st, orderID, tt.wantStored)
 			// After the crash, the broker checks back (here: this same service, as a restarted or
 			// another instance would, with nothing in memory).
-			msg := checkMsg(fp.sent[0].GetKeys())
+			msg := checkMsg(fp.Sent()[0].GetKeys())
 			if got := svc.CheckLocalTransaction(msg); got != tt.wantCheck {
 				t.Fatalf("check-back = %v, want %v", got, tt.wantCheck)
 			}
@@ -238,7 +238,7 @@ func TestFaultsIgnoredWhenOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertStored(t, st, placed.Order.OrderID, true)
-	if _, answers := fp.counts(); answers[0] != primitive.CommitMessageState {
+	if _, answers := fp.Counts(); answers[0] != primitive.CommitMessageState {
 		t.Fatalf("answer = %v", answers[0])
 	}
 	if _, err := ParseFault("fail-local-tx", false); err == nil {
@@ -294,7 +294,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if !again.Replayed || again.Order.OrderID != first.Order.OrderID {
 		t.Fatalf("replay = %+v, want order %s replayed", again, first.Order.OrderID)
 	}
-	if sent, _ := fp.counts(); sent != 1 {
+	if sent, _ := fp.Counts(); sent != 1 {
 		t.Fatalf("half messages sent = %d, want 1", sent)
 	}
 	// Same key, different body: conflict, nothing sent.
@@ -336,7 +336,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("orders = %d (%v), want 1", len(rows), err)
 	}
-	_, answers := fp.counts()
+	_, answers := fp.Counts()
 	commits := 0
 	for _, a := range answers {
 		if a == primitive.CommitMessageState {

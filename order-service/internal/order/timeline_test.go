@@ -31,7 +31,7 @@ func TestTimelineRecordsEachStep(t *testing.T) {
 	t.Parallel()
 	svc, fp, st, _ := testService(t, true)
 	rec := timeline.NewRecorder(st, "test-instance", discard(), nil)
-	svc.UseTimeline(rec)
+	svc.timeline = rec
 	ctx := context.Background()
 
 	ok, err := svc.Place(ctx, validRequest("u1"), "", Fault{})
@@ -45,7 +45,7 @@ func TestTimelineRecordsEachStep(t *testing.T) {
 	if _, err := svc.Place(ctx, validRequest("u1"), "", Fault{Point: FaultFailLocalTx}); !errors.Is(err, ErrNotPlaced) {
 		t.Fatal(err)
 	}
-	failedID := fp.sent[2].GetKeys()
+	failedID := fp.Sent()[2].GetKeys()
 	svc.CheckLocalTransaction(checkMsg(skipped.Order.OrderID)) // the broker asks about the skipped one
 	rec.Close()                                                // write what is queued
 

@@ -81,6 +81,9 @@ func (s *Service) startCheckBack(msg *primitive.MessageExt) (context.Context, tr
 
 // endCheckBack records the answer given to the broker.
 func endCheckBack(span trace.Span, state primitive.LocalTransactionState, outcome string, err error) {
+	if span == nil { // startCheckBack panicked
+		return
+	}
 	span.SetAttributes(attrTxState.String(stateName(state)))
 	if outcome != "" {
 		span.SetAttributes(attrCheckOutcome.String(outcome))

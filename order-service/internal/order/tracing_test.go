@@ -41,9 +41,7 @@ func TestSpansOfTheFlow(t *testing.T) {
 	}
 
 	// What the broker stored, and hands back with a check-back.
-	fp.mu.Lock()
-	sent := fp.sent[0]
-	fp.mu.Unlock()
+	sent := fp.Sent()[0]
 	carried := trace.SpanContextFromContext(tp.ExtractMessage(context.Background(), sent))
 	if carried.TraceID() != request.SpanContext().TraceID() || carried.SpanID() != send.SpanContext().SpanID() {
 		t.Fatalf("message carries %s/%s, want the send span %s/%s", carried.TraceID(), carried.SpanID(),

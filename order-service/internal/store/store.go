@@ -224,20 +224,26 @@ func (s *Store) loadItems(ctx context.Context, orders []*OrderRow) error {
 
 // TimelineStep is a row of order_timeline (see package timeline).
 type TimelineStep struct {
-	ID       int64     `json:"-" gorm:"primaryKey"`
-	OrderID  string    `json:"-"`
-	Step     string    `json:"step"`
-	Detail   string    `json:"detail"`
-	Instance string    `json:"instance"`
-	At       time.Time `json:"at"`
+	ID       int64 `gorm:"primaryKey"`
+	OrderID  string
+	Step     string
+	Detail   string
+	Instance string
+	At       time.Time
 }
 
 func (TimelineStep) TableName() string { return "order_timeline" }
 
-// InsertTimeline writes timeline steps.
+// maxDetailLen is the width of order_timeline.detail.
+const maxDetailLen = 255
+
+// InsertTimeline writes timeline steps, cutting a detail too long for its column.
 func (s *Store) InsertTimeline(ctx context.Context, steps []TimelineStep) error {
 	if len(steps) == 0 {
 		return nil
+	}
+	for i := range steps {
+		steps[i].Detail = mysqldb.Truncate(steps[i].Detail, maxDetailLen)
 	}
 	if err := s.db.WithContext(ctx).Create(&steps).Error; err != nil {
 		return fmt.Errorf("insert %d timeline steps: %w", len(steps), err)

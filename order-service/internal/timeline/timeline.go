@@ -54,7 +54,7 @@ func (r *Recorder) Record(orderID, step, detail string, at time.Time) {
 	if r == nil {
 		return
 	}
-	r.w.Add(Step{OrderID: orderID, Step: step, Detail: truncate(detail), Instance: r.instance, At: at.UTC().Truncate(time.Microsecond)})
+	r.w.Add(Step{OrderID: orderID, Step: step, Detail: detail, Instance: r.instance, At: at.UTC().Truncate(time.Microsecond)})
 }
 
 // Close writes what is queued and stops the writer.
@@ -62,11 +62,4 @@ func (r *Recorder) Close() {
 	if r != nil {
 		r.w.Close()
 	}
-}
-
-func truncate(s string) string {
-	if len(s) > 255 {
-		return s[:252] + "..."
-	}
-	return s
 }

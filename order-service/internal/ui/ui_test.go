@@ -3,7 +3,6 @@ package ui
 import (
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"rmqtx/order-service/internal/order"
+	"rmqtx/pkg/testenv"
 )
 
 // fakeCart stands in for cart-service: it answers every request with what it received.
@@ -48,7 +48,7 @@ func newPage(t *testing.T, cartURL string, faults bool) *httptest.Server {
 		w.Header().Set("X-From", "api")
 		w.WriteHeader(http.StatusTeapot)
 	})
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testenv.Logger(t)
 	srv := httptest.NewServer(With(api, log, Config{CartURL: target, Faults: faults, Timeline: true}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -1,0 +1,164 @@
+package main
+
+// The load itself: closed loop (a number of clients) or open loop (a rate), and what each
+// order's answer was.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// generator places orders and keeps what was measured.
+type generator struct {
+	c      config
+	client *http.Client
+	users  []string
+	next   atomic.Uint64 // round-robin over the order-service URLs
+
+	mu        sync.Mutex
+	requests  int
+	latencies []time.Duration
+	placed    []string // order IDs answered 201/202 in the measured window
+	errs      map[string]int
+}
+
+// closedLoop keeps c.concurrency clients busy, each sending its next order when the last is
+// answered.
+func (g *generator) closedLoop(ctx context.Context) {
+	start := time.Now()
+	measureFrom, end := start.Add(g.c.warmup), start.Add(g.c.warmup+g.c.duration)
+	var wg sync.WaitGroup
+	for range g.c.concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				at := time.Now()
+				if !at.Before(end) {
+					return
+				}
+				g.placeOne(ctx, at, !at.Before(measureFrom))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// openLoop starts one order every 1/rate seconds whether or not earlier ones were answered, so
+// a slow server shows up as latency, not as a lower offered load. Latency counts from the moment
+// the order was due. More than c.concurrency orders in flight is counted as "overload" and the
+// order is not sent: the bound keeps a stalled server from piling up goroutines.
+func (g *generator) openLoop(ctx context.Context) {
+	interval := time.Duration(float64(time.Second) / g.c.rate)
+	start := time.Now()
+	measureFrom, end := start.Add(g.c.warmup), start.Add(g.c.warmup+g.c.duration)
+	sem := make(chan struct{}, g.c.concurrency)
+	var wg sync.WaitGroup
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if !due.Before(end) || ctx.Err() != nil {
+			break
+		}
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		measured := !due.Before(measureFrom)
+		select {
+		case sem <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-sem }()
+				g.placeOne(ctx, due, measured)
+			})
+		default:
+			if measured {
+				g.mu.Lock()
+				g.requests++
+				g.errs["overload"]++
+				g.mu.Unlock()
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// placeOne sends one order for a random user: one or two of the user's SKUs, quantity 1.
+func (g *generator) placeOne(ctx context.Context, due time.Time, measured bool) {
+	user := g.users[mrand.IntN(len(g.users))]
+	first := mrand.IntN(g.c.skus)
+	items := []map[string]any{{"sku": sku(first), "quantity": 1, "unit_price_cents": 100}}
+	if mrand.IntN(2) == 1 {
+		items = append(items, map[string]any{"sku": sku((first + 1) % g.c.skus), "quantity": 1, "unit_price_cents": 250})
+	}
+	body, _ := json.Marshal(map[string]any{"user_id": user, "items": items})
+	base := g.c.orders[g.next.Add(1)%uint64(len(g.c.orders))]
+
+	orderID, kind, answered := g.post(ctx, base+"/orders", body)
+	took := time.Since(due)
+	if !measured {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.requests++
+	if answered {
+		g.latencies = append(g.latencies, took) // error answers count too: they are answers
+	}
+	if kind == "" {
+		g.placed = append(g.placed, orderID)
+	} else {
+		g.errs[kind]++
+	}
+}
+
+// post sends one order and returns its ID, or the kind of error ("" when placed); answered is
+// false when no HTTP answer came at all.
+func (g *generator) post(ctx context.Context, url string, body []byte) (orderID, kind string, answered bool) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return "", transportKind(err), false
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", transportKind(err), false
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+		return "", "http_" + strconv.Itoa(resp.StatusCode), true
+	}
+	var out struct {
+		Order struct {
+			OrderID string `json:"order_id"`
+		} `json:"order"`
+	}
+	if json.Unmarshal(raw, &out) != nil || out.Order.OrderID == "" {
+		return "", "bad_answer", true
+	}
+	return out.Order.OrderID, "", true
+}
+
+func transportKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "reset"
+	default:
+		return "transport"
+	}
+}
