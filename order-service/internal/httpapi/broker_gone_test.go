@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 	rmqproducer "github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,13 +150,24 @@ func TestPostOrdersBrokerGone(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
 	reg := prometheus.NewRegistry()
-	svc := order.NewService(st, order.Config{Topic: topic}, order.NewMetrics(reg), log)
-	p, err := rocketmq.NewTransactionProducer(svc,
-		rmqproducer.WithNsResolver(mq.Resolver([]string{namesrv})),
-		rmqproducer.WithGroupName(testenv.Unique("pg")),
-		rmqproducer.WithInstanceName(mq.InstanceName("test-order")),
-		rmqproducer.WithSendMsgTimeout(3*time.Second),
-	)
+	metrics, err := order.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p rocketmq.TransactionProducer
+	svc, err := order.NewService(st, metrics, log, order.Config{
+		Topic: topic,
+		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
+			var err error
+			p, err = rocketmq.NewTransactionProducer(l,
+				rmqproducer.WithNsResolver(mq.Resolver([]string{namesrv})),
+				rmqproducer.WithGroupName(testenv.Unique("pg")),
+				rmqproducer.WithInstanceName(mq.InstanceName("test-order")),
+				rmqproducer.WithSendMsgTimeout(3*time.Second),
+			)
+			return p, err
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +175,6 @@ func TestPostOrdersBrokerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Shutdown() })
-	svc.UseProducer(p)
 	if err := svc.Warmup(ctx); err != nil {
 		t.Fatal(err)
 	}

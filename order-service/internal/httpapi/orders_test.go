@@ -149,8 +149,8 @@ func TestPostOrdersStatuses(t *testing.T) {
 	if len(rows) != 2 || rows[0].OrderID != second.Order.OrderID || rows[1].OrderID != created.Order.OrderID {
 		t.Fatalf("orders after fail-local-tx = %+v, want only %s and %s", rows, second.Order.OrderID, created.Order.OrderID)
 	}
-	if f.producer.sent != 3 {
-		t.Fatalf("half messages = %d, want 3: the failure must come from the local transaction", f.producer.sent)
+	if sent := len(f.producer.Sent()); sent != 3 {
+		t.Fatalf("half messages = %d, want 3: the failure must come from the local transaction", sent)
 	}
 	// Unknown fault point: 422.
 	if rec := f.do("POST", "/orders", good, map[string]string{"X-Fault": "explode"}); rec.Code != 422 {

@@ -22,22 +22,6 @@ import (
 	"rmqtx/pkg/testenv"
 )
 
-// localTxProducer stands in for the client library: it hands the half message to
-// ExecuteLocalTransaction on the caller's goroutine, as the library does, after before has run.
-// The tests use before to put a check-back or a lock in the local transaction's way.
-type localTxProducer struct {
-	svc    *Service
-	before func(ctx context.Context, orderID string)
-}
-
-func (p *localTxProducer) SendMessageInTransaction(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
-	if p.before != nil {
-		p.before(ctx, msg.GetKeys())
-	}
-	state := p.svc.ExecuteLocalTransaction(msg)
-	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: primitive.SendOK, MsgID: "test"}, State: state}, nil
-}
-
 // openSQL opens the test database with database/sql, for statements the store has no method for.
 func openSQL(t *testing.T, dsn string) (db *sql.DB, name string) {
 	t.Helper()
@@ -110,7 +94,7 @@ func TestLocalTxFailureLeavesNothing(t *testing.T) {
 	if !errors.Is(err, ErrNotPlaced) {
 		t.Fatalf("err = %v, want ErrNotPlaced", err)
 	}
-	id := fp.sent[0].GetKeys()
+	id := fp.Sent()[0].GetKeys()
 	// Neither the order nor its tx_log row: the barrier row rolled back with the order.
 	assertStored(t, st, id, false)
 	if o := outcomeOf(t, st, id); o != "" {
@@ -130,14 +114,14 @@ func TestLocalTxFailureLeavesNothing(t *testing.T) {
 // barrier instead of committing an order whose message was rolled back.
 func TestCheckBackFirstMakesLateLocalTxFail(t *testing.T) {
 	t.Parallel()
-	svc, _, st, _ := testService(t, true)
+	svc, fp, st, _ := testService(t, true)
 	var (
 		id      string
 		checked primitive.LocalTransactionState
 	)
-	svc.UseProducer(&localTxProducer{svc: svc, before: func(_ context.Context, orderID string) {
+	fp.Before = func(_ context.Context, orderID string) {
 		id, checked = orderID, svc.CheckLocalTransaction(checkMsg(orderID))
-	}})
+	}
 	_, err := svc.Place(context.Background(), validRequest("u1"), "", Fault{})
 	if checked != primitive.RollbackMessageState {
 		t.Fatalf("early check-back = %v, want Rollback", checked)
@@ -158,7 +142,7 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 	for _, commit := range []bool{true, false} {
 		t.Run(fmt.Sprintf("local tx commits=%v", commit), func(t *testing.T) {
 			t.Parallel()
-			svc, _, st, dsn := testService(t, true)
+			svc, fp, st, dsn := testService(t, true)
 			db, dbName := openSQL(t, dsn)
 			ctx := context.Background()
 
@@ -168,13 +152,13 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 				err error
 			}
 			held := make(chan hold, 1)
-			svc.UseProducer(&localTxProducer{svc: svc, before: func(_ context.Context, orderID string) {
+			fp.Before = func(_ context.Context, orderID string) {
 				tx, err := db.BeginTx(ctx, nil)
 				if err == nil {
 					_, err = tx.Exec("INSERT INTO orders (order_id, user_id, total_cents, created_at) VALUES (?, 'blocker', 0, NOW(6))", orderID)
 				}
 				held <- hold{orderID, tx, err}
-			}})
+			}
 			fault := Fault{}
 			if !commit {
 				fault = Fault{Point: FaultFailLocalTx}
@@ -251,7 +235,7 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 // runs until both orderings have happened, the check-back first and the local transaction first.
 func TestCheckBackRaceAlwaysAgrees(t *testing.T) {
 	t.Parallel()
-	svc, _, st, _ := testService(t, true)
+	svc, fp, st, _ := testService(t, true)
 	type pair struct {
 		id       string
 		placeErr error
@@ -259,7 +243,7 @@ func TestCheckBackRaceAlwaysAgrees(t *testing.T) {
 	}
 	type slotKey struct{}
 	var checks sync.WaitGroup
-	svc.UseProducer(&localTxProducer{svc: svc, before: func(ctx context.Context, orderID string) {
+	fp.Before = func(ctx context.Context, orderID string) {
 		p := ctx.Value(slotKey{}).(*pair)
 		p.id = orderID
 		checks.Add(1)
@@ -269,7 +253,7 @@ func TestCheckBackRaceAlwaysAgrees(t *testing.T) {
 			p.check = svc.CheckLocalTransaction(checkMsg(orderID))
 		}()
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
-	}})
+	}
 
 	const n, maxRounds = 40, 10
 	var committed, claimed int

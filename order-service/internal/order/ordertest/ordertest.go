@@ -16,6 +16,9 @@ type Producer struct {
 	Listener primitive.TransactionListener
 	SendErr  error                // the half message is refused with this error
 	Status   primitive.SendStatus // the broker answers with this; the zero value is SendOK
+	// Before, if set, runs after the half message is "stored" and before the listener, with the
+	// order ID: tests put a check-back or a row lock in the local transaction's way there.
+	Before func(ctx context.Context, orderID string)
 
 	mu      sync.Mutex
 	sent    []*primitive.Message
@@ -23,7 +26,7 @@ type Producer struct {
 }
 
 // SendMessageInTransaction implements order.Producer.
-func (p *Producer) SendMessageInTransaction(_ context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+func (p *Producer) SendMessageInTransaction(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
 	if p.SendErr != nil {
 		return nil, p.SendErr
 	}
@@ -35,6 +38,9 @@ func (p *Producer) SendMessageInTransaction(_ context.Context, msg *primitive.Me
 		// Not stored: the real client rolls back without calling the listener.
 		res.State = primitive.RollbackMessageState
 		return res, nil
+	}
+	if p.Before != nil {
+		p.Before(ctx, msg.GetKeys())
 	}
 	res.State = p.Listener.ExecuteLocalTransaction(msg)
 	p.mu.Lock()
