@@ -73,6 +73,10 @@ func (r Report) String() string {
 			fmt.Fprintf(&b, "    ... (+%d)\n", len(offenders)-20)
 		}
 	}
+	if r.Changes == 0 && (r.Applied > 0 || r.CartLines > 0) {
+		b.WriteString("note: the cart ledger is empty but carts and applied orders exist: this carts database\n" +
+			"      predates the ledger (cart_changes), so I3 cannot hold; recreate the databases\n")
+	}
 	line("I1 every order applied to the cart (missing)", r.Missing)
 	line("I2 every applied order exists (phantom)", r.Phantom)
 	line("I3 applied to its own user's cart", r.WrongUser)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,7 +246,31 @@ func TestCheckFindsEachViolation(t *testing.T) {
 	if r.OK() {
 		t.Fatal("OK() with violations")
 	}
-	t.Logf("the report:\n%s", r)
+	// The human report names each offender.
+	out := r.String()
+	for _, l := range [][]string{want.Missing, want.Phantom, want.WrongUser, want.Application, want.Cart, want.Disagreeing} {
+		for _, o := range l {
+			if !strings.Contains(out, o) {
+				t.Errorf("the report does not show %q:\n%s", o, out)
+			}
+		}
+	}
+	if strings.Contains(out, "predates the ledger") {
+		t.Errorf("a database with a ledger is said to predate it:\n%s", out)
+	}
+}
+
+// A carts database from before the ledger fails, and the report says why.
+func TestCheckSaysWhenTheLedgerIsMissing(t *testing.T) {
+	t.Parallel()
+	p := newPlanter(t)
+	p.order("o1", "u1", "committed", map[string]int{"A": 1})
+	p.marker("o1", "u1")
+	exec(t, p.carts, "INSERT INTO cart_items (user_id, sku, quantity, updated_at) VALUES ('u1', 'A', 2, ?)", p.now)
+	r := p.check()
+	if r.OK() || !strings.Contains(r.String(), "predates the ledger") {
+		t.Fatalf("a pre-ledger database: OK() = %v\n%s", r.OK(), r)
+	}
 }
 
 // Each kind of violation alone makes OK() false, and all but I1 stop WaitSettled at once.
