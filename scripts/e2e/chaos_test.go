@@ -79,7 +79,7 @@ func TestKillEverythingUnderLoad(t *testing.T) {
 		maxOrders   = 2000
 		rate        = 8 // orders per second, for as long as the chaos lasts
 		concurrency = 16
-		minCreated  = 150 // fewer orders created than this, and the run proves little
+		minCreated  = 120 // fewer orders created than this, and the run proves little (about 190 usually are)
 	)
 	skus := []string{"A", "B", "C", "D", "E"}
 	const stock = 10_000 // large enough that no cart line reaches zero: the arithmetic stays exact
