@@ -39,8 +39,13 @@ func TestKeepRegisteredFindsTheInternalClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]any{"transactional": tp, "default": p, "push consumer": c} {
-		if _, err := internalClient(c); err != nil {
-			t.Errorf("%s producer: %v", name, err)
+		r, err := internalClient(c)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, err := newBrokerMemory(r); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
