@@ -59,12 +59,15 @@ type registrar interface {
 // RegisterPeriod is how often KeepRegistered refreshes the routes and heartbeats: a broker that
 // restarts knows the producers again at most this long after it is up, and its next transaction
 // check (transactionCheckInterval) reaches them. Per client and period: one route query per topic to
-// a NameServer and one heartbeat to each broker, a tenth of the client's own 30 s rhythm's length.
+// a NameServer, one heartbeat to each broker and, for a consumer, a rebalance: ten times the
+// client's own rhythm, cheap for a few clients, worth revisiting for thousands.
 const RegisterPeriod = 3 * time.Second
 
-// KeepRegistered refreshes the routes of client p (a producer or transactional producer of
-// rocketmq-client-go) and heartbeats to every broker in them, every period, until ctx ends. It
-// returns at once; the error says the client is not of the shape it knows, and nothing runs.
+// KeepRegistered refreshes the routes of client p (a producer, transactional producer or push
+// consumer of rocketmq-client-go, started), heartbeats to every broker in them and to those that
+// left them less than RememberBrokers ago, and rebalances its consumers, every period, until ctx
+// ends. It returns at once; an error says the client is not of the shape it knows, and nothing
+// runs.
 func KeepRegistered(ctx context.Context, p any, period time.Duration) error {
 	r, err := internalClient(p)
 	if err != nil {
@@ -84,9 +87,7 @@ func KeepRegistered(ctx context.Context, p any, period time.Duration) error {
 			case <-t.C:
 				// Routes first: a broker back in the route is where the heartbeat goes.
 				r.UpdateTopicRouteInfo()
-				if mem != nil {
-					mem.keep(time.Now())
-				}
+				mem.keep(time.Now())
 				r.SendHeartbeatToAllBrokerWithLock()
 				// A consumer takes up the queues of a broker back in its routes at its next
 				// rebalance, every 20 s: now instead (a no-op for a client without consumers).
