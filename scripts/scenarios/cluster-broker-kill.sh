@@ -55,7 +55,7 @@ echo "broker-a down for $((up - killed)) s"
 say "every held order reaches its cart (the ones broker-b held already did)"
 for u in "${held[@]}"; do
   took=$(wait_qty "$u" A-1 3 90)
-  echo "$u: cart updated, ${took}s after the check"
+  echo "$u: cart updated (waited ${took}s)"
 done
 echo "all held orders applied $((SECONDS - up)) s after broker-a was up again"
 verdict
