@@ -60,3 +60,11 @@ func TestKeepRegisteredFindsTheInternalClient(t *testing.T) {
 		t.Error("nil was accepted")
 	}
 }
+
+func TestBrokersSplitsTheList(t *testing.T) {
+	for in, want := range map[string]int{"": 0, "127.0.0.1:10911": 1, "127.0.0.1:10911;127.0.0.1:10921": 2, " a:1 , b:2 ;": 2} {
+		if got := Brokers(in); len(got) != want {
+			t.Errorf("Brokers(%q) = %q, want %d addresses", in, got, want)
+		}
+	}
+}
