@@ -176,29 +176,33 @@ func instanceName(name, httpAddr string) string {
 }
 
 // choosePlacement returns what POST /orders calls. Anything but the transactional default is a
-// benchmark baseline that loses or never sends events (internal/order/baselines.go); dual-write
-// needs a plain producer of its own, which stop shuts down.
+// benchmark baseline that loses or never sends events (internal/order/baselines.go). dual-write,
+// and the fault point resend-event, need a plain producer of their own, which stop shuts down.
 func choosePlacement(placement string, svc *order.Service, cfg config.Common) (placer httpapi.Placer, stop func(), err error) {
-	switch placement {
-	case order.PlacementDirect:
+	if placement == order.PlacementDirect {
 		return svc.Direct(), func() {}, nil
-	case order.PlacementDualWrite:
-		// Its own instance name, or it would share the transactional producer's internal client;
-		// its own group, because a group is either transactional or not.
-		p, err := rocketmq.NewProducer(
-			producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
-			producer.WithGroupName(cfg.Group+"-dual-write"),
-			producer.WithInstanceName(mq.InstanceName("order-dual-write")),
-			producer.WithSendMsgTimeout(3*time.Second),
-		)
-		if err != nil {
-			return nil, nil, fmt.Errorf("rocketmq producer (dual-write): %w", err)
-		}
-		if err := p.Start(); err != nil {
-			return nil, nil, fmt.Errorf("start rocketmq producer (dual-write): %w", err)
-		}
-		return svc.DualWrite(p), func() { p.Shutdown() }, nil
-	default:
+	}
+	if placement != order.PlacementDualWrite && !cfg.Faults {
 		return svc, func() {}, nil
 	}
+	// Its own instance name, or it would share the transactional producer's internal client;
+	// its own group, because a group is either transactional or not.
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		producer.WithGroupName(cfg.Group+"-plain"),
+		producer.WithInstanceName(mq.InstanceName("order-plain")),
+		producer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rocketmq plain producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start rocketmq plain producer: %w", err)
+	}
+	stop = func() { p.Shutdown() }
+	if placement == order.PlacementDualWrite {
+		return svc.DualWrite(p), stop, nil
+	}
+	// FAULT_INJECTION=on: resend-event publishes a placed order's event again (wrong_resend.go).
+	return svc.WithResend(svc, p), stop, nil
 }

@@ -48,11 +48,6 @@ func (d *Direct) Place(ctx context.Context, req Request, idemKey string, fault F
 	return Placed{Order: fromRow(row, StatusCreated)}, nil
 }
 
-// PlainProducer is the part of a normal (non-transactional) RocketMQ producer DualWrite uses.
-type PlainProducer interface {
-	SendSync(ctx context.Context, msgs ...*primitive.Message) (*primitive.SendResult, error)
-}
-
 // DualWrite is "save, then send", the code people write when they first meet this problem:
 // commit the order, then publish OrderCreated as a normal message.
 //

@@ -118,4 +118,4 @@ func (s *Service) Warmup(ctx context.Context) error {
 
 // injects reports whether fault injection is on and f is the given point. The flow calls it at
 // each fault point, so a reader sees exactly where each one strikes.
-func (s *Service) injects(f Fault, point string) bool { return s.faults && f.Point == point }
+func (s *Service) injects(f Fault, point string) bool { return s.faults && f.Has(point) }

@@ -46,6 +46,8 @@ var faultPoints = []faultPoint{
 	{order.FaultCrashAfterLocalCommit, "this instance dies after the local commit: another instance answers the check-back"},
 	{order.FaultFailLocalTx, "the local transaction fails: rollback, nothing is written or delivered"},
 	{order.FaultSlowLocalTx + "=3", "the local transaction holds its locks for 3 s: a check-back in between waits for it"},
+	{order.FaultResendEvent, "once placed, the order's event is published again as a new message (a resend after an ambiguous send): cart-service must see a duplicate, by order ID"},
+	{order.FaultSlowLocalTx + "=8," + order.FaultSkipEndTransaction, "both: an 8 s local transaction whose answer is lost: only the tx_log barrier lets the check-back commit it"},
 	{order.FaultCartFailOnce, "cart-service fails the first delivery: the broker delivers it again"},
 	{order.FaultCartCrashAfterCommit, "cart-service dies after applying, before acknowledging: the redelivery is a harmless duplicate"},
 }
