@@ -31,6 +31,10 @@ type Config struct {
 	CartURL  *url.URL // cart-service's base URL (CART_URL); nil: the page says how to set it
 	Faults   bool     // FAULT_INJECTION=on: the page offers the fault points
 	Timeline bool     // TIMELINE=on: steps are being recorded
+	// Placement is PLACEMENT; WrongWay says what it breaks, "" for the right way (the page then
+	// shows no banner).
+	Placement string
+	WrongWay  string
 }
 
 // faultPoint is one choice of the page's fault menu.
@@ -58,6 +62,8 @@ type configJSON struct {
 	FaultPoints    []faultPoint `json:"fault_points"`
 	CartConnected  bool         `json:"cart_connected"`
 	Timeline       bool         `json:"timeline"`
+	Placement      string       `json:"placement"`
+	WrongWay       string       `json:"wrong_way,omitempty"`
 }
 
 // With serves the page in front of api: / redirects to /ui/, /ui/ is the page, /ui/config what it
@@ -68,6 +74,7 @@ func With(api http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	page.HandleFunc("GET /ui/config", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, configJSON{
 			FaultInjection: cfg.Faults, FaultPoints: faultPoints, CartConnected: cfg.CartURL != nil, Timeline: cfg.Timeline,
+			Placement: cfg.Placement, WrongWay: cfg.WrongWay,
 		})
 	})
 	cart := http.StripPrefix("/ui/cart", cartProxy(log, cfg.CartURL))
