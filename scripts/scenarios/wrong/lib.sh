@@ -85,9 +85,10 @@ check() {
   [ "$CHECK_RC" -le 1 ] || { printf '%s\n' "$CHECK_OUT"; fail "the checker could not check"; }
 }
 
-# offenders: the order IDs the last check listed, one per line, with their invariant ("I1 <id>").
+# offenders: what the last check listed, one line per offender, each after its invariant
+# ("I1 <order id>", "I2 <order id>", "I3 order ... of user ...").
 offenders() {
-  awk '$1 ~ /^I[124]$/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9a-f]{8}-[0-9a-f-]{27}$/) print $1, $i }' <<<"$CHECK_OUT" | sort
+  awk '/^I[0-9] / { k = $1; next } /^    / && k != "" { sub(/^ +/, ""); print k, $0; next } { k = "" }' <<<"$CHECK_OUT" | sort
 }
 
 # wrong_way PLACEMENT FAULT BROKEN [SHOWN TIMES]: the whole scenario. BROKEN is lost (I1) or
