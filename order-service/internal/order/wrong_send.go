@@ -15,6 +15,7 @@ import (
 
 	"rmqtx/order-service/internal/store"
 	"rmqtx/order-service/internal/timeline"
+	"rmqtx/pkg/faults"
 )
 
 // Direct writes the order and sends nothing. It is the ceiling: what the database can do with no
@@ -202,7 +203,7 @@ func (s *Service) commitPlain(ctx context.Context, row store.OrderRow, fault Fau
 func accepts(placement string, fault Fault, points ...string) error {
 	for _, p := range append([]string{fault.Point}, fault.With...) {
 		switch {
-		case p == "", p == FaultResendEvent, p == FaultCartFailOnce, p == FaultCartCrashAfterCommit:
+		case p == "", p == FaultResendEvent, faults.IsCart(p):
 		case !slices.Contains(points, p):
 			return invalidFault(fmt.Sprintf("%s has no meaning for PLACEMENT=%s, which sends no half message", p, placement))
 		}
