@@ -19,6 +19,10 @@
 #   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
 #   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
 #   TIMELINE        (on: record each order's steps for the web page; off to measure their cost)
+#   PLACEMENT       (transactional) how both order-service instances place orders; any other value
+#                   is a wrong way on purpose (order-service/internal/order/wrong.go) and needs
+#                   FAULT_INJECTION=on. An instance already running keeps its placement: the
+#                   scenarios under scenarios/wrong/ stop both instances first.
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
 set -euo pipefail
 
@@ -63,7 +67,7 @@ start() {
     sleep 0.2
   done
   log "starting $name on $addr (log: $logfile)"
-  HTTP_ADDR=$addr MYSQL_DSN=$dsn ROCKETMQ_GROUP=$group \
+  HTTP_ADDR=$addr MYSQL_DSN=$dsn ROCKETMQ_GROUP=$group PLACEMENT=${PLACEMENT:-transactional} \
     ROCKETMQ_NAMESRV=${ROCKETMQ_NAMESRV:-127.0.0.1:9876} \
     ROCKETMQ_BROKER_ADDR=${ROCKETMQ_BROKER_ADDR:-127.0.0.1:10911} \
     ROCKETMQ_TOPIC=${ROCKETMQ_TOPIC:-} LOG_LEVEL=${LOG_LEVEL:-info} \

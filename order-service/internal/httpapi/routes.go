@@ -14,8 +14,9 @@ import (
 	"rmqtx/pkg/httpx"
 )
 
-// Placer places orders: the *order.Service itself (the transactional flow), or, in a benchmark
-// only, one of the baselines of order/baselines.go.
+// Placer places orders: the *order.Service itself (the transactional flow), or, with
+// FAULT_INJECTION=on, one of the wrong ways of order/wrong.go (or the Service wrapped by
+// order.Resend, for the fault point resend-event).
 type Placer interface {
 	Place(ctx context.Context, req order.Request, idemKey string, fault order.Fault) (order.Placed, error)
 }

@@ -10,6 +10,9 @@
 // Send, then save: publish, then insert. If the insert fails or the process dies before it, the
 // world hears of an order that never existed: the cart loses items for nothing.
 //
+// Both run, on purpose, in wrong_send.go, and three wrong check-backs (step 5 answered without the
+// barrier, from memory, or not at all) in wrong_checkback.go; wrong.go lists them.
+//
 // # The right way: a transactional ("half") message
 //
 //  1. Validate the request and build the order and its event. The order ID is made here, before
@@ -154,8 +157,9 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 		// came first (this transaction was slower than the broker's transaction timeout), this
 		// insert fails on the primary key and the whole transaction rolls back, which agrees
 		// with the rollback the check-back already answered. Without this row, a check-back that
-		// arrives mid-transaction would see no order, answer rollback, and we would then commit
-		// an order whose event is lost.
+		// arrives mid-transaction would see no order and answer rollback; should our own commit
+		// then be lost too, we would have committed an order whose event is gone
+		// (PLACEMENT=naive-check-back, wrong_checkback.go).
 		if err := tx.ClaimCommitted(ctx, at.row.OrderID, at.row.CreatedAt); err != nil {
 			return err
 		}
@@ -243,7 +247,7 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 
 // build is step 1: it validates the request and builds the order's rows. It answers an
 // Idempotency-Key replay (replayed is then set) without building anything. Nothing is written or
-// sent. The benchmark baselines share it (baselines.go).
+// sent. The wrong placements without a half message share it (wrong_send.go).
 func (s *Service) build(ctx context.Context, req Request, idemKey string) (row store.OrderRow, replayed *Placed, err error) {
 	if err := validate(req, idemKey); err != nil {
 		s.metrics.placedAs(OutcomeInvalid)

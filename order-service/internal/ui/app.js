@@ -40,6 +40,21 @@ const ORDER_STEPS = {
     why: "The broker got no commit or rollback (a lost packet, a crash, or here a fault), so the event stays invisible until the broker asks.",
     tone: "warn",
   },
+  event_sent: {
+    title: "Event sent as a plain message",
+    why: "A wrong way on purpose: a plain message is visible to cart-service at once and cannot be taken back, whatever becomes of the order.",
+    tone: "warn",
+  },
+  event_not_sent: {
+    title: "Event never sent",
+    why: "A wrong way on purpose: the order exists, and nothing will ever send its event; the cart keeps the items for ever.",
+    tone: "bad",
+  },
+  event_resent: {
+    title: "Event published again, as a new message",
+    why: "Fault resend-event: the same order under a second message ID, as an application resend or an outbox relay would publish it. cart-service must see a duplicate by the order ID.",
+    tone: "warn",
+  },
   check_back: {
     title: "Check-back answered",
     why: "The broker asked a live order-service instance (any one of the group) what became of the order; it answers from tx_log in the database, never from memory, so the answer is right even after a crash.",
@@ -358,9 +373,29 @@ function drawOutcome(outcome, appliedAt, orderSteps) {
   if (has("local_tx_committed") && has("check_back") && !has("answer_sent") && !has("answer_withheld")) {
     text += " No answer was recorded: the instance died before sending one, so the broker had to ask.";
   }
+  text += brokenOutcome(outcome, appliedAt, orderSteps, has);
   p.textContent = text;
   p.dataset.state = outcome;
   p.dataset.applied = appliedAt ? "yes" : "no";
+}
+
+// brokenOutcome names what a wrong placement broke for this order, once it shows: an order whose
+// cart never changed, or a cart changed for an order that does not exist.
+const NEVER_AFTER_MS = 15000; // the right way reaches the cart within a few seconds, even after a check-back
+
+function brokenOutcome(outcome, appliedAt, orderSteps, has) {
+  const c = state.config;
+  if (!c.wrong_way) return "";
+  const first = orderSteps.length ? Date.parse(orderSteps[0].at) : NaN;
+  const old = Number.isFinite(first) && Date.now() - first > NEVER_AFTER_MS;
+  if (appliedAt && outcome !== "committed") {
+    return ` BROKEN (PLACEMENT=${c.placement}): cart-service took the items off the cart for an order that does not exist, a phantom.`;
+  }
+  if (outcome === "committed" && !appliedAt && old) {
+    const why = c.placement === "save-then-send" && !has("event_sent") ? " Event never sent." : "";
+    return ` BROKEN (PLACEMENT=${c.placement}):${why} Cart never updated: the order exists, and its event is lost.`;
+  }
+  return "";
 }
 
 function quantities(lines) {
@@ -470,6 +505,14 @@ function setUser(user) {
 
 function drawConfig() {
   const c = state.config;
+  const banner = $("#wrong-way");
+  if (c.wrong_way) {
+    banner.replaceChildren(
+      el("span", { text: "This instance places orders a WRONG way, on purpose: " }),
+      el("span", { class: "mono", text: `PLACEMENT=${c.placement}` }),
+      el("span", { text: `. ${c.wrong_way}.` }));
+    banner.hidden = false;
+  }
   const select = $("#fault");
   for (const f of c.fault_points) {
     select.append(el("option", { value: f.header, text: f.header }));
