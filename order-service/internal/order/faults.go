@@ -43,7 +43,7 @@ func ParseFault(header string, enabled bool) (Fault, error) {
 	name, arg, hasArg := strings.Cut(header, "=")
 	switch name {
 	case FaultCrashAfterHalf, FaultCrashAfterLocalCommit, FaultSkipEndTransaction, FaultFailLocalTx,
-		FaultCartFailOnce, FaultCartCrashAfterCommit:
+		FaultCartFailOnce, FaultCartCrashAfterCommit, faults.CartCrashBeforeApply:
 		if !hasArg {
 			return Fault{Point: name}, nil
 		}
