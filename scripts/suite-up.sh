@@ -14,6 +14,8 @@
 #   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
 #   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
 #   TIMELINE        (on: record each order's steps for the web page; off to measure their cost)
+#   CONSUMER        (correct: cart-service's consumer; the others are wrong on purpose, for
+#                   scripts/scenarios/wrong/, and need FAULT_INJECTION=on)
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
 set -euo pipefail
 
@@ -63,7 +65,7 @@ start() {
 # CART_URL: the web page each order-service serves reaches cart-service through it.
 INSTANCE_NAME=order-service-1 CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
 INSTANCE_NAME=order-service-2 CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
-start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+CONSUMER=${CONSUMER:-correct} start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
 
 for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR"; do
   name=${pair%%=*} addr=${pair#*=}
