@@ -91,16 +91,16 @@ func TestOneOf(t *testing.T) {
 	}{
 		{"", "transactional", false},
 		{"direct", "direct", false},
-		{"Dual-Write", "dual-write", false},
+		{"Save-Then-Send", "save-then-send", false},
 		{"sideways", "transactional", true},
 	}
 	for _, tt := range tests {
 		e := NewEnv(env(map[string]string{"PLACEMENT": tt.value}))
-		got := e.OneOf("PLACEMENT", "transactional", "transactional", "direct", "dual-write")
+		got := e.OneOf("PLACEMENT", "transactional", "transactional", "direct", "save-then-send")
 		if got != tt.want || (e.Err() != nil) != tt.wantErr {
 			t.Errorf("PLACEMENT=%q: got %q, err %v; want %q, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
 		}
-		if tt.wantErr && !strings.Contains(e.Err().Error(), "PLACEMENT must be one of transactional, direct, dual-write") {
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "PLACEMENT must be one of transactional, direct, save-then-send") {
 			t.Errorf("error %q does not name the setting and its values", e.Err())
 		}
 	}

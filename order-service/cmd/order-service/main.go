@@ -44,9 +44,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	cfg := env.Common(":8081", events.DefaultTopic, "order-service")
 	localTxTimeout := env.Duration("LOCAL_TX_TIMEOUT", 5*time.Second)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
-	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
-	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
-		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
+	// The right way, or one of the wrong ways kept to show what breaks and to measure against
+	// (internal/order/wrong.go); those start only with FAULT_INJECTION=on.
+	placement := env.OneOf("PLACEMENT", order.PlacementTransactional, order.Placements...)
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
 	// How this instance names itself in order timelines (instanceName).
@@ -54,7 +54,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := env.Err(); err != nil {
 		return err
 	}
+	if order.WrongWay(placement) != "" && !cfg.Faults {
+		return fmt.Errorf("config: PLACEMENT=%s places orders a wrong way on purpose and starts only with FAULT_INJECTION=on", placement)
+	}
 	instance = instanceName(instance, cfg.HTTPAddr)
+	if order.WrongWay(placement) != "" {
+		instance += " [PLACEMENT=" + placement + "]" // every timeline step names the wrong way
+	}
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "order-service", getenv)
 	if err != nil {
@@ -66,6 +72,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// RocketMQ client's own log goes through it too.
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))).With("service", "order-service")
 	mq.RouteClientLogs(log)
+	if why := order.WrongWay(placement); why != "" {
+		log.Warn("PLACEMENT="+placement+": this instance places orders a WRONG way, on purpose; never run it for real",
+			"placement", placement, "breaks", why)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
@@ -113,7 +123,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// wrong listener.
 	var p rocketmq.TransactionProducer
 	svc, err := order.NewService(orders, metrics, log, order.Config{
-		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps,
+		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps, Placement: placement,
 		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
 			var err error
 			p, err = rocketmq.NewTransactionProducer(l,
@@ -136,7 +146,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	// Placement: the transactional flow, unless a benchmark asked for a baseline.
+	// Placement: the transactional flow, unless a wrong way was asked for.
 	placer, stopPlacer, err := choosePlacement(placement, svc, cfg)
 	if err != nil {
 		return err
@@ -151,7 +161,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}, reg)
 	// The web page (/ and /ui/) in front of the API. It reaches cart-service through this
 	// service, so a browser needs one address and no CORS.
-	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline})
+	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline,
+		Placement: placement, WrongWay: order.WrongWay(placement)})
 	if cfg.Pprof {
 		handler = httpx.WithProfiler(handler)
 	}
@@ -175,30 +186,39 @@ func instanceName(name, httpAddr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// choosePlacement returns what POST /orders calls. Anything but the transactional default is a
-// benchmark baseline that loses or never sends events (internal/order/baselines.go); dual-write
-// needs a plain producer of its own, which stop shuts down.
+// choosePlacement returns what POST /orders calls: the Service (the transactional flow, whose
+// check-back the wrong check-back placements replace inside it), or a placement without a half
+// message (internal/order/wrong_send.go). Those, and the fault point resend-event, need a plain
+// producer of their own, which stop shuts down.
 func choosePlacement(placement string, svc *order.Service, cfg config.Common) (placer httpapi.Placer, stop func(), err error) {
-	switch placement {
-	case order.PlacementDirect:
+	if placement == order.PlacementDirect {
 		return svc.Direct(), func() {}, nil
-	case order.PlacementDualWrite:
-		// Its own instance name, or it would share the transactional producer's internal client;
-		// its own group, because a group is either transactional or not.
-		p, err := rocketmq.NewProducer(
-			producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
-			producer.WithGroupName(cfg.Group+"-dual-write"),
-			producer.WithInstanceName(mq.InstanceName("order-dual-write")),
-			producer.WithSendMsgTimeout(3*time.Second),
-		)
-		if err != nil {
-			return nil, nil, fmt.Errorf("rocketmq producer (dual-write): %w", err)
-		}
-		if err := p.Start(); err != nil {
-			return nil, nil, fmt.Errorf("start rocketmq producer (dual-write): %w", err)
-		}
-		return svc.DualWrite(p), func() { p.Shutdown() }, nil
-	default:
+	}
+	if !cfg.Faults {
 		return svc, func() {}, nil
 	}
+	// Its own instance name, or it would share the transactional producer's internal client;
+	// its own group, because a group is either transactional or not.
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		producer.WithGroupName(cfg.Group+"-plain"),
+		producer.WithInstanceName(mq.InstanceName("order-plain")),
+		producer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rocketmq plain producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start rocketmq plain producer: %w", err)
+	}
+	stop = func() { p.Shutdown() }
+	placer = svc
+	switch placement {
+	case order.PlacementSaveThenSend:
+		placer = svc.SaveThenSend(p)
+	case order.PlacementSendThenSave:
+		placer = svc.SendThenSave(p)
+	}
+	// resend-event publishes a placed order's event again (internal/order/wrong_resend.go).
+	return svc.WithResend(placer, p), stop, nil
 }
