@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -51,6 +52,11 @@ func testMain(m *testing.M) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	// go test -list only names the tests: it must not build, start or wipe anything.
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		return m.Run()
 	}
 	bin, err := os.MkdirTemp("", "e2e-bin-")
 	if err != nil {
@@ -485,9 +491,26 @@ func (s *suite) ordersOf(t *testing.T, user string) []orderJSON {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct{ Orders []orderJSON }
-	json.NewDecoder(resp.Body).Decode(&out)
-	return out.Orders
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /orders?user_id=%s: %v", user, err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /orders?user_id=%s = %d: %s", user, resp.StatusCode, raw)
+	}
+	// "orders" must be there, an array: a missing or null field is a broken answer, not "none".
+	var out struct {
+		Orders *[]orderJSON `json:"orders"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.Orders == nil {
+		t.Fatalf("GET /orders?user_id=%s: answer without an orders array (%v): %s", user, err, raw)
+	}
+	for _, o := range *out.Orders {
+		if o.UserID != user || o.OrderID == "" {
+			t.Fatalf("GET /orders?user_id=%s answered an order %+v", user, o)
+		}
+	}
+	return *out.Orders
 }
 
 func (s *suite) count(t *testing.T, db *sql.DB, query string, args ...any) int {

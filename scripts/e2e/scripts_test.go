@@ -70,3 +70,28 @@ func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// go test -list names the tests without building the services, starting a broker or wiping the
+// logs of the last run (TestMain does all three for a real run).
+func TestListingStartsNothing(t *testing.T) {
+	marker := filepath.Join(artifacts, "listing-must-keep-this")
+	if err := os.WriteFile(marker, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(marker)
+	cmd := exec.Command("go", "test", "-list", ".", ".")
+	cmd.Dir = filepath.Join(root, "scripts", "e2e")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -list: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "TestFailureWindows") {
+		t.Fatalf("go test -list does not name TestFailureWindows:\n%s", out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("go test -list wiped the logs of the last run: %v", err)
+	}
+	if strings.Contains(string(out), "e2e:") {
+		t.Fatalf("go test -list ran the set-up:\n%s", out)
+	}
+}

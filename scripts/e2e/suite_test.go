@@ -82,12 +82,32 @@ func TestFailureWindows(t *testing.T) {
 		u := user()
 		s.fill(t, u, start)
 		t0 := time.Now()
+		checksBefore := s.orders[0].metric(t, `order_checkbacks_total{answer="commit"}`) +
+			s.orders[1].metric(t, `order_checkbacks_total{answer="commit"}`)
 		a := place(s.orders[1], orderBody(u, order), map[string]string{"X-Fault": "skip-end-transaction"})
 		if a.status != 201 {
 			t.Fatalf("POST = %+v, want 201", a)
 		}
 		took := s.waitCart(t, u, after, t0, 90*time.Second)
 		t.Logf("skip-end-transaction -> cart updated in %v", took.Round(time.Millisecond))
+		// The cart changed because a check-back committed the message, not because an answer was
+		// sent: this order's timeline has the withheld answer and a check-back answering commit,
+		// and no answer sent; and the producers counted a commit check-back.
+		steps := func(step, detail string) int {
+			return s.count(t, s.ordersDB, "SELECT COUNT(*) FROM order_timeline WHERE order_id = ? AND step = ? AND detail LIKE ?",
+				a.order.OrderID, step, detail)
+		}
+		testenv.Eventually(t, 30*time.Second, "the withheld answer and the check-back in the order's timeline", func() bool {
+			return steps("check_back", "commit:%") >= 1 && steps("answer_withheld", "%") == 1
+		})
+		if n := steps("answer_sent", "%"); n != 0 {
+			t.Errorf("answer_sent steps of %s = %d, want 0: the fault did not withhold the answer", a.order.OrderID, n)
+		}
+		checks := s.orders[0].metric(t, `order_checkbacks_total{answer="commit"}`) +
+			s.orders[1].metric(t, `order_checkbacks_total{answer="commit"}`) - checksBefore
+		if checks < 1 {
+			t.Errorf("commit check-backs during the scenario = %v, want at least 1", checks)
+		}
 		s.cartStays(t, u, after, 2*time.Second)
 	})
 

@@ -7,6 +7,7 @@
 #   SUITE=compose  docker compose up; a crashed service is restarted by its restart policy
 #   ORDER_URL (http://127.0.0.1:8081), ORDER_URL_2 (http://127.0.0.1:8083), CART_URL (http://127.0.0.1:8082)
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) fails the script too
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SUITE=${SUITE:-local}
@@ -54,13 +55,53 @@ req() {
 
 json() { # json <field path, e.g. .order.order_id>
   if $HAVE_JQ; then jq -r "$1 // empty" <<<"$BODY"; else
-    grep -o "\"${1##*.}\":\"[^\"]*\"" <<<"$BODY" | head -n1 | cut -d'"' -f4
+    { grep -o "\"${1##*.}\":\"[^\"]*\"" <<<"$BODY" || true; } | head -n1 | cut -d'"' -f4
   fi
 }
 
-# metric URL SERIES: the value of one Prometheus series (0 if absent or unreachable).
+# metric URL SERIES: the value of one Prometheus series (0 if the service has not counted it yet).
+# An unreachable service fails the script: assign the value to a variable (n=$(metric ...)) so
+# that set -e sees the failure.
 metric() {
-  curl -fsS --max-time 5 "$1/metrics" 2>/dev/null | awk -v s="$2" '$1 == s { v += $2 } END { print v + 0 }'
+  local body
+  body=$(curl -fsS --max-time 5 "$1/metrics" 2>/dev/null) || fail "$1/metrics did not answer"
+  awk -v s="$2" '$1 == s { v += $2 } END { print v + 0 }' <<<"$body"
+}
+
+# wait_metric URL SERIES MIN SECONDS: waits until the series reaches MIN, and prints its value.
+wait_metric() {
+  local v
+  for _ in $(seq 1 $(($4 * 5))); do
+    v=$(metric "$1" "$2")
+    if [ "$v" -ge "$3" ]; then echo "$v"; return 0; fi
+    sleep 0.2
+  done
+  fail "$1: $2 = $v, want at least $3 within $4 s"
+}
+
+# expect STATUS: the last answer's status must be STATUS.
+expect() { [ "$STATUS" = "$1" ] || fail "answered $STATUS, want $1"; }
+
+# expect_orders N: the last answer (GET /orders?user_id=...) is 200 and lists exactly N orders.
+expect_orders() {
+  expect 200
+  grep -q '"orders":\[' <<<"$BODY" || fail "no orders array in the answer: $BODY"
+  local n
+  n=$({ grep -o '"order_id":' <<<"$BODY" || true; } | wc -l)
+  [ "$n" -eq "$1" ] || fail "$n orders listed, want $1"
+}
+
+# wait_step ORDER_ID PATTERN SECONDS: waits until the order's timeline (GET /orders/{id}/timeline,
+# written in batches) has a step matching the extended regular expression PATTERN, e.g.
+# '"step":"check_back","detail":"commit:'.
+wait_step() {
+  local body
+  for _ in $(seq 1 $(($3 * 5))); do
+    body=$(curl -fsS --max-time 5 "$ORDER_URL/orders/$1/timeline" 2>/dev/null || true)
+    if grep -Eq "$2" <<<"$body"; then return 0; fi
+    sleep 0.2
+  done
+  fail "the timeline of order $1 has no step matching $2 after $3 s: $body"
 }
 
 new_user() { echo "scn-$(date +%s)-$RANDOM"; }
@@ -73,9 +114,9 @@ fill_cart() { # fill_cart USER: A-1 x5, B-2 x2
 
 ORDER_BODY() { printf '{"user_id":"%s","items":[{"sku":"A-1","quantity":2,"unit_price_cents":1999}]}' "$1"; }
 
-qty() { # qty USER SKU: the cart quantity (0 when the line is gone)
+qty() { # qty USER SKU: the cart quantity (0 when the line is gone; "unreadable" if the cart is)
   local body
-  body=$(curl -fsS --max-time 5 "$CART_URL/carts/$1" 2>/dev/null || true)
+  body=$(curl -fsS --max-time 5 "$CART_URL/carts/$1" 2>/dev/null) && grep -q '"items":' <<<"$body" || { echo unreadable; return 0; }
   if $HAVE_JQ; then jq -r --arg s "$2" '[.items[] | select(.sku == $s) | .quantity][0] // 0' <<<"$body"; else
     grep -o "\"sku\":\"$2\",\"quantity\":[0-9]*" <<<"$body" | grep -o '[0-9]*$' || echo 0
   fi
@@ -121,7 +162,22 @@ restart_crashed() { # restart_crashed URL: bring back a service that crashed on 
 }
 
 checkbacks() { # checkbacks ANSWER: check-backs answered so far by both order-service instances
-  echo $(( $(metric "$ORDER_URL" "order_checkbacks_total{answer=\"$1\"}") + $(metric "$ORDER_URL_2" "order_checkbacks_total{answer=\"$1\"}") ))
+  local a b
+  a=$(metric "$ORDER_URL" "order_checkbacks_total{answer=\"$1\"}")
+  b=$(metric "$ORDER_URL_2" "order_checkbacks_total{answer=\"$1\"}")
+  echo $((a + b))
+}
+
+# wait_checkbacks ANSWER BEFORE SECONDS: waits until both instances together have answered more
+# check-backs ANSWER than BEFORE, and prints how many more.
+wait_checkbacks() {
+  local n
+  for _ in $(seq 1 $(($3 * 5))); do
+    n=$(checkbacks "$1")
+    if [ "$n" -gt "$2" ]; then echo $((n - $2)); return 0; fi
+    sleep 0.2
+  done
+  fail "no check-back answered $1 within $3 s"
 }
 
 verdict() {
@@ -130,10 +186,9 @@ verdict() {
     ORDERS_DSN=${ORDERS_DSN:-order_svc:${ORDER_DB_PASSWORD:-order-demo-password}@tcp(127.0.0.1:13306)/orders} \
       CARTS_DSN=${CARTS_DSN:-cart_svc:${CART_DB_PASSWORD:-cart-demo-password}@tcp(127.0.0.1:13306)/carts} \
       go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
-  elif command -v go >/dev/null; then
-    go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
   else
-    echo "(go is not installed: skipped)"
+    command -v go >/dev/null || fail "go is not installed: the invariant checker cannot run, so nothing is proven"
+    go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
   fi
 }
 

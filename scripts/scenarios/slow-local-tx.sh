@@ -13,8 +13,12 @@ before=$(checkbacks commit)
 say "the local transaction holds its rows for 8 s"
 start=$SECONDS
 req POST "$ORDER_URL/orders" "$(ORDER_BODY "$u")" "X-Fault: slow-local-tx=8"
-[ "$STATUS" = 201 ] || fail "POST answered $STATUS, want 201"
-echo "answered after $((SECONDS - start))s; check-backs that waited and answered commit: $(( $(checkbacks commit) - before ))"
+expect 201
+id=$(json .order.order_id)
+echo "answered after $((SECONDS - start))s"
+n=$(wait_checkbacks commit "$before" 30)
+echo "check-backs that waited and answered commit: $n"
+wait_step "$id" '"step":"check_back","detail":"commit:' 30
 took=$(wait_qty "$u" A-1 3 30)
 say "applied once, even if both the producer's commit and the check-back's commit reached the broker"
 stays_qty "$u" A-1 3 3

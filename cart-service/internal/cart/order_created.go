@@ -241,7 +241,7 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		}); err != nil {
 			return err
 		}
-		return tx.DecrementLines(applyCtx, ev.UserID, orderedLines(ev), appliedAt)
+		return tx.DecrementLines(applyCtx, ev.OrderID, ev.UserID, orderedLines(ev), appliedAt)
 	})
 	endApply(apply, err)
 	switch {

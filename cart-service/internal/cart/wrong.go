@@ -146,7 +146,7 @@ func (h *Handler) applyDedupByMessageID(ctx context.Context, tx *store.Store, ms
 	if err != nil {
 		return "", "", err
 	}
-	if err := tx.DecrementLines(ctx, ev.UserID, orderedLines(ev), at); err != nil {
+	if err := tx.DecrementLines(ctx, ev.OrderID, ev.UserID, orderedLines(ev), at); err != nil {
 		return "", "", err
 	}
 	if again {
@@ -177,7 +177,7 @@ func (h *Handler) applyDeletingLines(ctx context.Context, tx *store.Store, _ *pr
 	}); err != nil {
 		return "", "", err
 	}
-	held, err := tx.DeleteOrderedLines(ctx, ev.UserID, orderedLines(ev))
+	held, err := tx.DeleteOrderedLines(ctx, ev.OrderID, ev.UserID, orderedLines(ev), at)
 	if err != nil {
 		return "", "", err
 	}

@@ -40,12 +40,13 @@ func TestConcurrentOrdersOfOneUserDoNotDeadlock(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWorker {
 				err := s.InTx(context.Background(), func(tx *store.Store) error {
+					id := fmt.Sprintf("o-%d-%d", w, i)
 					if err := tx.InsertProcessedOrder(context.Background(), store.ProcessedOrder{
-						OrderID: fmt.Sprintf("o-%d-%d", w, i), UserID: "u1", AppliedAt: time.Now(),
+						OrderID: id, UserID: "u1", AppliedAt: time.Now(),
 					}); err != nil {
 						return err
 					}
-					return tx.DecrementLines(context.Background(), "u1", orders[w%len(orders)], time.Now())
+					return tx.DecrementLines(context.Background(), id, "u1", orders[w%len(orders)], time.Now())
 				})
 				if err != nil {
 					errs <- err

@@ -26,6 +26,24 @@ CREATE TABLE IF NOT EXISTS processed_orders (
     PRIMARY KEY (order_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- The cart ledger: every change of a cart line's quantity, written in the transaction that makes
+-- it, so that a cart line can be explained: its quantity is the sum of quantity_after -
+-- quantity_before over its rows. A change by the user (PUT or DELETE of a cart line) has no
+-- order_id; an order's application writes one row per ordered SKU, with what the order asked
+-- (ordered) and what was there before and after (a SKU no longer in the cart: 0 and 0). The
+-- consumer never reads it; the invariant checker does (docs/design.md, I3).
+CREATE TABLE IF NOT EXISTS cart_changes (
+    id              BIGINT      NOT NULL AUTO_INCREMENT,
+    user_id         VARCHAR(64) NOT NULL,
+    sku             VARCHAR(64) NOT NULL,
+    order_id        VARCHAR(64) NULL, -- NULL: a change by the user
+    ordered         INT         NULL, -- the order's quantity of this SKU; NULL for a user change
+    quantity_before INT         NOT NULL,
+    quantity_after  INT         NOT NULL,
+    at              DATETIME(6) NOT NULL,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
 -- Messages that can never be applied (undecodable or invalid events). They are recorded here and
 -- acknowledged, so they neither block the queue nor vanish without a trace.
 CREATE TABLE IF NOT EXISTS rejected_messages (

@@ -99,28 +99,51 @@ func (s *Store) Cart(ctx context.Context, userID string) ([]CartItem, error) {
 }
 
 // SetLine sets the quantity of one cart line, creating it if needed; a quantity of 0 or less
-// removes the line, so that no line ever stores a quantity of zero.
+// removes the line, so that no line ever stores a quantity of zero. The change is recorded in the
+// cart ledger (cart_changes) in the same transaction.
 func (s *Store) SetLine(ctx context.Context, userID, sku string, quantity int, now time.Time) error {
-	if quantity <= 0 {
-		return s.DeleteLine(ctx, userID, sku)
-	}
-	// Explicit values in the UPDATE part rather than VALUES(quantity), which MySQL 8 deprecates
-	// and whose replacement (row aliases) MariaDB does not understand.
-	err := s.db.WithContext(ctx).Exec(
-		`INSERT INTO cart_items (user_id, sku, quantity, updated_at) VALUES (?, ?, ?, ?)
-		 ON DUPLICATE KEY UPDATE quantity = ?, updated_at = ?`,
-		userID, sku, quantity, now, quantity, now).Error
-	if err != nil {
-		return fmt.Errorf("set cart line %s/%s: %w", userID, sku, err)
-	}
-	return nil
+	return s.userChange(ctx, userID, sku, max(quantity, 0), now)
 }
 
 // DeleteLine removes one cart line. Removing a line that is not there is not an error.
 func (s *Store) DeleteLine(ctx context.Context, userID, sku string) error {
-	err := s.db.WithContext(ctx).Where("user_id = ? AND sku = ?", userID, sku).Delete(&CartItem{}).Error
+	return s.userChange(ctx, userID, sku, 0, time.Now())
+}
+
+// userChange sets a line to quantity (0 removes it) and records the change in the ledger. The
+// first statement creates the line with quantity 0 if it is missing, so that the line's row is
+// locked from then on whether it existed or not: the quantity read next is the one this change
+// replaces, and a concurrent change of the same line waits (rather than both reading "absent" and
+// one failing on a deadlock between their gap locks). The placeholder never commits: the line is
+// then updated or deleted.
+func (s *Store) userChange(ctx context.Context, userID, sku string, quantity int, now time.Time) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO cart_items (user_id, sku, quantity, updated_at) VALUES (?, ?, 0, ?)
+			ON DUPLICATE KEY UPDATE quantity = quantity`, userID, sku, now).Error; err != nil {
+			return err
+		}
+		var before int
+		if err := tx.Raw(`SELECT quantity FROM cart_items WHERE user_id = ? AND sku = ? FOR UPDATE`,
+			userID, sku).Scan(&before).Error; err != nil {
+			return err
+		}
+		if quantity > 0 {
+			// updated_at changes even when the quantity does not, as it always has.
+			if err := tx.Exec(`UPDATE cart_items SET quantity = ?, updated_at = ? WHERE user_id = ? AND sku = ?`,
+				quantity, now, userID, sku).Error; err != nil {
+				return err
+			}
+		} else if err := tx.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ?`, userID, sku).Error; err != nil {
+			return err
+		}
+		if before == quantity {
+			return nil
+		}
+		return tx.Exec(`INSERT INTO cart_changes (user_id, sku, order_id, ordered, quantity_before, quantity_after, at)
+			VALUES (?, ?, NULL, NULL, ?, ?, ?)`, userID, sku, before, quantity, now).Error
+	})
 	if err != nil {
-		return fmt.Errorf("delete cart line %s/%s: %w", userID, sku, err)
+		return fmt.Errorf("set cart line %s/%s to %d: %w", userID, sku, quantity, err)
 	}
 	return nil
 }
@@ -154,18 +177,38 @@ func (s *Store) ProcessedOrder(ctx context.Context, userID, orderID string) (Pro
 
 // DecrementLines takes each line's quantity off the user's cart and removes the lines that reach
 // zero or less. SKUs that are not in the cart are skipped: the user may have removed them after
-// ordering. It decrements rather than deletes, so items added after the order survive.
+// ordering. It decrements rather than deletes, so items added after the order survive. What it
+// took is recorded in the cart ledger (cart_changes), one row per ordered SKU, tagged with
+// orderID; it must run inside the transaction that inserts the order into processed_orders.
 //
 // Lines are updated in SKU order so that two transactions decrementing the same cart lock its rows
 // in the same order and cannot deadlock on each other. For the same reason an emptied line is
 // deleted right after its own update, by its full primary key, which locks that row and nothing
 // else: one "delete the user's emptied lines" statement may scan (and lock) the user's other
 // lines too, which a concurrent order of the same user holds, and InnoDB then breaks the cycle by
-// failing one of the two orders (a retry, and a second's delay for a good order).
-func (s *Store) DecrementLines(ctx context.Context, userID string, lines []Line, now time.Time) error {
+// failing one of the two orders (a retry, and a second's delay for a good order). The quantities
+// before are read first with one locking read of the ordered SKUs, which walks the primary key in
+// the same SKU order.
+func (s *Store) DecrementLines(ctx context.Context, orderID, userID string, lines []Line, now time.Time) error {
 	sorted := slices.Clone(lines)
 	slices.SortFunc(sorted, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 	db := s.db.WithContext(ctx)
+	if len(sorted) == 0 {
+		return nil
+	}
+	skus := make([]string, len(sorted))
+	for i, l := range sorted {
+		skus[i] = l.SKU
+	}
+	var present []CartItem
+	if err := db.Raw(`SELECT sku, quantity FROM cart_items WHERE user_id = ? AND sku IN ? ORDER BY sku FOR UPDATE`,
+		userID, skus).Scan(&present).Error; err != nil {
+		return fmt.Errorf("read cart lines of %s: %w", userID, err)
+	}
+	before := make(map[string]int, len(present))
+	for _, it := range present {
+		before[it.SKU] = it.Quantity
+	}
 	for _, l := range sorted {
 		err := db.Exec(`UPDATE cart_items SET quantity = quantity - ?, updated_at = ? WHERE user_id = ? AND sku = ?`,
 			l.Quantity, now, userID, l.SKU).Error
@@ -176,7 +219,42 @@ func (s *Store) DecrementLines(ctx context.Context, userID string, lines []Line,
 			return fmt.Errorf("remove emptied cart line %s/%s: %w", userID, l.SKU, err)
 		}
 	}
+	var q strings.Builder
+	args := make([]any, 0, 7*len(sorted))
+	q.WriteString(`INSERT INTO cart_changes (user_id, sku, order_id, ordered, quantity_before, quantity_after, at) VALUES `)
+	for i, l := range sorted {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		b := before[l.SKU]
+		args = append(args, userID, l.SKU, orderID, l.Quantity, b, max(b-l.Quantity, 0), now)
+	}
+	if err := db.Exec(q.String(), args...).Error; err != nil {
+		return fmt.Errorf("record order %s in the cart ledger: %w", orderID, err)
+	}
 	return nil
+}
+
+// CartChange is one row of the cart ledger, cart_changes.
+type CartChange struct {
+	ID             int64 `gorm:"primaryKey"`
+	UserID         string
+	SKU            string  `gorm:"column:sku"`
+	OrderID        *string // nil: a change by the user
+	Ordered        *int
+	QuantityBefore int
+	QuantityAfter  int
+	At             time.Time
+}
+
+// CartChanges returns a user's ledger rows, oldest first.
+func (s *Store) CartChanges(ctx context.Context, userID string) ([]CartChange, error) {
+	var cs []CartChange
+	if err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("id").Find(&cs).Error; err != nil {
+		return nil, fmt.Errorf("read cart ledger of %s: %w", userID, err)
+	}
+	return cs, nil
 }
 
 // Column limits of rejected_messages; a poison message can carry anything, so its fields are cut

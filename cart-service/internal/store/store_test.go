@@ -128,7 +128,7 @@ func TestDecrementLines(t *testing.T) {
 		// One user per case: the cases share a database.
 		user := "u" + string(rune('a'+i))
 		setLines(t, s, user, tc.cart)
-		if err := s.DecrementLines(context.Background(), user, tc.ordered, time.Now()); err != nil {
+		if err := s.DecrementLines(context.Background(), "o-"+user, user, tc.ordered, time.Now()); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if diff := cmp.Diff(tc.want, lines(t, s, user)); diff != "" {
@@ -142,7 +142,7 @@ func TestDecrementLinesLeavesOtherUsersAlone(t *testing.T) {
 	s := newStore(t)
 	setLines(t, s, "u1", map[string]int{"A": 1})
 	setLines(t, s, "u2", map[string]int{"A": 1})
-	if err := s.DecrementLines(context.Background(), "u1", []store.Line{{"A", 1}}, time.Now()); err != nil {
+	if err := s.DecrementLines(context.Background(), "o1", "u1", []store.Line{{"A", 1}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(map[string]int{"A": 1}, lines(t, s, "u2")); diff != "" {
@@ -199,7 +199,7 @@ func TestInTxRollsBackOnError(t *testing.T) {
 		if err := tx.InsertProcessedOrder(ctx, store.ProcessedOrder{OrderID: "o1", UserID: "u1", AppliedAt: time.Now()}); err != nil {
 			return err
 		}
-		if err := tx.DecrementLines(ctx, "u1", []store.Line{{"A", 1}}, time.Now()); err != nil {
+		if err := tx.DecrementLines(ctx, "o1", "u1", []store.Line{{"A", 1}}, time.Now()); err != nil {
 			return err
 		}
 		return boom
@@ -236,7 +236,7 @@ func TestConcurrentInsertOfOneOrderAppliesOnce(t *testing.T) {
 				if err := tx.InsertProcessedOrder(ctx, store.ProcessedOrder{OrderID: "o1", UserID: "u1", AppliedAt: time.Now()}); err != nil {
 					return err
 				}
-				return tx.DecrementLines(ctx, "u1", []store.Line{{"A", 1}}, time.Now())
+				return tx.DecrementLines(ctx, "o1", "u1", []store.Line{{"A", 1}}, time.Now())
 			})
 		})
 	}

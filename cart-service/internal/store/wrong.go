@@ -49,8 +49,11 @@ func (s *Store) NoteAppliedOrder(ctx context.Context, p ProcessedOrder) (already
 
 // DeleteOrderedLines removes each ordered SKU's line from the user's cart, whatever it holds: the
 // apply of CONSUMER=delete-lines. It returns the quantities the lines held, by SKU (a SKU not in
-// the cart is absent). Lines are locked and removed in SKU order, as DecrementLines does.
-func (s *Store) DeleteOrderedLines(ctx context.Context, userID string, lines []Line) (map[string]int, error) {
+// the cart is absent). Lines are locked and removed in SKU order, as DecrementLines does, and the
+// ledger (cart_changes) gets one row per ordered SKU, as DecrementLines writes it: what the order
+// asked, and what the line held before and after. The rows tell the truth, so the ledger shows an
+// order that took more than it asked.
+func (s *Store) DeleteOrderedLines(ctx context.Context, orderID, userID string, lines []Line, now time.Time) (map[string]int, error) {
 	sorted := slices.Clone(lines)
 	slices.SortFunc(sorted, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 	db := s.db.WithContext(ctx)
@@ -61,12 +64,17 @@ func (s *Store) DeleteOrderedLines(ctx context.Context, userID string, lines []L
 			userID, l.SKU).Scan(&present).Error; err != nil {
 			return nil, fmt.Errorf("read cart line %s/%s: %w", userID, l.SKU, err)
 		}
-		if len(present) == 0 {
-			continue
+		before := 0
+		if len(present) > 0 {
+			before = present[0].Quantity
+			held[l.SKU] = before
+			if err := db.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ?`, userID, l.SKU).Error; err != nil {
+				return nil, fmt.Errorf("delete cart line %s/%s: %w", userID, l.SKU, err)
+			}
 		}
-		held[l.SKU] = present[0].Quantity
-		if err := db.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ?`, userID, l.SKU).Error; err != nil {
-			return nil, fmt.Errorf("delete cart line %s/%s: %w", userID, l.SKU, err)
+		if err := db.Exec(`INSERT INTO cart_changes (user_id, sku, order_id, ordered, quantity_before, quantity_after, at)
+			VALUES (?, ?, ?, ?, ?, 0, ?)`, userID, l.SKU, orderID, l.Quantity, before, now).Error; err != nil {
+			return nil, fmt.Errorf("record order %s in the cart ledger: %w", orderID, err)
 		}
 	}
 	return held, nil

@@ -1,6 +1,6 @@
 // Command checkinv reads the orders and carts databases and reports the invariants of docs/design.md
-// (I1, I2, I4) as counts, listing offenders. It exits 1 if one is violated, 2 if it could not
-// check. Run it against a running suite after any experiment:
+// (I1 to I4) as counts, naming each offending order, user and SKU. It exits 1 if one is violated,
+// 2 if it could not check. Run it against a running suite after any experiment:
 //
 //	go run ./scripts/e2e/cmd/checkinv                      # local servers (scripts/infra-up.sh)
 //	ORDERS_DSN=... CARTS_DSN=... go run ./scripts/e2e/cmd/checkinv -wait 60s
