@@ -231,6 +231,16 @@ wait_crash() {
   fail "$1 still answers $2 s later: it did not crash"
 }
 
+# build_checker: builds the invariant checker once per script (go run would add a line of its own
+# to a non-zero exit) into CHECKINV_BIN, removed when the script ends.
+build_checker() {
+  [ -n "${CHECKINV_BIN:-}" ] && return 0
+  command -v go >/dev/null || fail "go is not installed: the invariant checker cannot run, so nothing is proven"
+  CHECKINV_BIN=$(mktemp "${TMPDIR:-/tmp}/checkinv.XXXXXX")
+  trap 'rm -f "$CHECKINV_BIN"' EXIT
+  go -C "$ROOT/scripts/e2e" build -o "$CHECKINV_BIN" ./cmd/checkinv || fail "could not build the invariant checker"
+}
+
 # checker WAIT USER...: the invariant checker on the orders and carts of these users only (a wrong
 # way leaves its damage in the databases; the users keep each run apart). Prints the report; its
 # exit status is the checker's (0 all hold, 1 violated, 2 could not check).
@@ -238,19 +248,20 @@ checker() {
   local wait=$1 users
   shift
   users=$(IFS=,; echo "$*")
-  command -v go >/dev/null || fail "go is not installed: the invariant checker cannot run, so nothing is proven"
+  build_checker
   if [ "$SUITE" = compose ]; then
     ORDERS_DSN=${ORDERS_DSN:-order_svc:${ORDER_DB_PASSWORD:-order-demo-password}@tcp(127.0.0.1:13306)/orders} \
       CARTS_DSN=${CARTS_DSN:-cart_svc:${CART_DB_PASSWORD:-cart-demo-password}@tcp(127.0.0.1:13306)/carts} \
-      go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait "$wait" -users "$users"
+      "$CHECKINV_BIN" -wait "$wait" -users "$users"
   else
-    go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait "$wait" -users "$users"
+    "$CHECKINV_BIN" -wait "$wait" -users "$users"
   fi
 }
 
 # verdict_for USER...: the checker, on these users only, must find every invariant holding.
 verdict_for() {
   say "the invariant checker reads both databases (users $*)"
+  build_checker
   checker 30s "$@" || fail "invariants violated"
 }
 
@@ -261,6 +272,7 @@ verdict_catches() {
   local id=$1 section=$2 detail=$3 wait=$4 out rc=0
   shift 4
   say "the invariant checker reads both databases (users $*)"
+  build_checker
   out=$(checker "$wait" "$@") || rc=$?
   printf '%s\n' "$out"
   [ "$rc" = 1 ] || fail "the checker exited $rc, want 1 (a violation)"
