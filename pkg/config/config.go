@@ -20,7 +20,7 @@ type Common struct {
 	HTTPAddr string     // HTTP_ADDR, e.g. ":8081"
 	MySQLDSN string     // MYSQL_DSN, go-sql-driver form; the database must exist
 	Namesrv  []string   // ROCKETMQ_NAMESRV, "host:port" or several separated by ';'
-	Broker   string     // ROCKETMQ_BROKER_ADDR, optional: where to create the topic if missing
+	Broker   string     // ROCKETMQ_BROKER_ADDR, optional: where to create the topic if missing ("host:port", or every broker group's master separated by ';')
 	Topic    string     // ROCKETMQ_TOPIC
 	Group    string     // ROCKETMQ_GROUP: the producer group (order) or consumer group (cart)
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
@@ -150,9 +150,11 @@ func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 			c.Namesrv = append(c.Namesrv, strings.TrimSpace(addr))
 		}
 	}
-	if c.Broker != "" {
-		if _, _, err := net.SplitHostPort(c.Broker); err != nil {
-			e.fail("ROCKETMQ_BROKER_ADDR", "must be host:port, got %q", c.Broker)
+	// One broker, or in a cluster the master of every broker group: the topic is created on each.
+	for _, addr := range strings.FieldsFunc(c.Broker, func(r rune) bool { return r == ';' || r == ',' }) {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+			e.fail("ROCKETMQ_BROKER_ADDR", "must be host:port[;host:port...], got %q", c.Broker)
+			break
 		}
 	}
 	switch lv := strings.ToLower(e.String("LOG_LEVEL", "info")); lv {

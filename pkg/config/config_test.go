@@ -32,6 +32,24 @@ func TestCommonDefaults(t *testing.T) {
 	}
 }
 
+// A cluster: every NameServer, and every broker group's master to create the topic on.
+func TestCommonCluster(t *testing.T) {
+	m := valid()
+	m["ROCKETMQ_NAMESRV"] = "127.0.0.1:9876;127.0.0.1:9877"
+	m["ROCKETMQ_BROKER_ADDR"] = "127.0.0.1:10911;127.0.0.1:10921"
+	e := NewEnv(env(m))
+	got := e.Common(":8081", "t", "g")
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"127.0.0.1:9876", "127.0.0.1:9877"}, got.Namesrv); d != "" {
+		t.Errorf("Namesrv (-want +got):\n%s", d)
+	}
+	if got.Broker != "127.0.0.1:10911;127.0.0.1:10921" {
+		t.Errorf("Broker = %q", got.Broker)
+	}
+}
+
 func TestCommonErrorsNameTheSetting(t *testing.T) {
 	tests := []struct {
 		name, key, value, wantIn string
@@ -45,6 +63,7 @@ func TestCommonErrorsNameTheSetting(t *testing.T) {
 		{"bad level", "LOG_LEVEL", "loud", "LOG_LEVEL must be"},
 		{"bad fault flag", "FAULT_INJECTION", "yes", "FAULT_INJECTION must be on or off"},
 		{"bad broker", "ROCKETMQ_BROKER_ADDR", "broker", "ROCKETMQ_BROKER_ADDR must be host:port"},
+		{"bad second broker", "ROCKETMQ_BROKER_ADDR", "127.0.0.1:10911;broker-b", "ROCKETMQ_BROKER_ADDR must be host:port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

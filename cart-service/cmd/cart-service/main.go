@@ -135,6 +135,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := startConsumer(c, cfg, handler); err != nil {
 		return err
 	}
+	// A broker that restarts serves this group's pulls and retries once it has seen its
+	// heartbeat, which the client sends every 30 s: every few seconds instead (pkg/mq/heartbeat.go).
+	if err := mq.KeepRegistered(ctx, c, mq.RegisterPeriod); err != nil {
+		log.Warn("heartbeats stay at the client's 30 s", "err", err)
+	}
 	var consuming atomic.Bool
 	consuming.Store(true)
 	defer func() {

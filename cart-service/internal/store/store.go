@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 
 	"rmqtx/pkg/mysqldb"
@@ -110,14 +111,37 @@ func (s *Store) DeleteLine(ctx context.Context, userID, sku string) error {
 	return s.userChange(ctx, userID, sku, 0, time.Now())
 }
 
-// userChange sets a line to quantity (0 removes it) and records the change in the ledger. The
-// first statement creates the line with quantity 0 if it is missing, so that the line's row is
-// locked from then on whether it existed or not: the quantity read next is the one this change
-// replaces, and a concurrent change of the same line waits (rather than both reading "absent" and
-// one failing on a deadlock between their gap locks). The placeholder never commits: the line is
-// then updated or deleted.
+// userChange sets a line to quantity (0 removes it) and records the change in the ledger, in a
+// transaction of its own. The first statement creates the line with quantity 0 if it is missing,
+// so that the line's row is locked from then on whether it existed or not: the quantity read next
+// is the one this change replaces, and a concurrent change of the same line waits. The
+// placeholder never commits: the line is then updated or deleted.
+//
+// Two changes of the same missing line can still deadlock on InnoDB's gap locks (a line just
+// deleted, or an order's locking read of a SKU the cart does not hold, leaves one); InnoDB then
+// rolls one of them back, and it is run again, as InnoDB's documentation asks of applications.
 func (s *Store) userChange(ctx context.Context, userID, sku string, quantity int, now time.Time) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.userChangeOnce(ctx, userID, sku, quantity, now)
+		var me *mysql.MySQLError
+		if attempt == maxDeadlockRetries || !errors.As(err, &me) || me.Number != errDeadlock {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("set cart line %s/%s to %d: %w", userID, sku, quantity, err)
+	}
+	return nil
+}
+
+const (
+	errDeadlock        = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the transaction back
+	maxDeadlockRetries = 5
+)
+
+func (s *Store) userChangeOnce(ctx context.Context, userID, sku string, quantity int, now time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(`INSERT INTO cart_items (user_id, sku, quantity, updated_at) VALUES (?, ?, 0, ?)
 			ON DUPLICATE KEY UPDATE quantity = quantity`, userID, sku, now).Error; err != nil {
 			return err
@@ -142,10 +166,6 @@ func (s *Store) userChange(ctx context.Context, userID, sku string, quantity int
 		return tx.Exec(`INSERT INTO cart_changes (user_id, sku, order_id, ordered, quantity_before, quantity_after, at)
 			VALUES (?, ?, NULL, NULL, ?, ?, ?)`, userID, sku, before, quantity, now).Error
 	})
-	if err != nil {
-		return fmt.Errorf("set cart line %s/%s to %d: %w", userID, sku, quantity, err)
-	}
-	return nil
 }
 
 // InsertProcessedOrder records that an order has been applied. If the order ID is already there
@@ -181,21 +201,22 @@ func (s *Store) ProcessedOrder(ctx context.Context, userID, orderID string) (Pro
 // took is recorded in the cart ledger (cart_changes), one row per ordered SKU, tagged with
 // orderID; it must run inside the transaction that inserts the order into processed_orders.
 //
-// Lines are updated in SKU order so that two transactions decrementing the same cart lock its rows
-// in the same order and cannot deadlock on each other. For the same reason an emptied line is
-// deleted right after its own update, by its full primary key, which locks that row and nothing
-// else: one "delete the user's emptied lines" statement may scan (and lock) the user's other
-// lines too, which a concurrent order of the same user holds, and InnoDB then breaks the cycle by
-// failing one of the two orders (a retry, and a second's delay for a good order). The quantities
-// before are read first with one locking read of the ordered SKUs, which walks the primary key in
-// the same SKU order.
+// One locking read of the ordered SKUs comes first: it gives the quantities before (for the
+// ledger) and locks the user's lines in SKU order (an IN list walks the primary key in order), so
+// that two transactions decrementing the same cart lock its rows in the same order and cannot
+// deadlock on each other. Knowing the quantities, each line then takes one statement by its full
+// primary key, which locks that row and nothing else: a decrement if the line stays above zero, a
+// delete if it does not, nothing if it is not there. (One "delete the user's emptied lines"
+// statement may scan, and lock, the user's other lines too, which a concurrent order of the same
+// user holds; InnoDB then breaks the cycle by failing one of the two orders: a retry, and a
+// second's delay for a good order.)
 func (s *Store) DecrementLines(ctx context.Context, orderID, userID string, lines []Line, now time.Time) error {
+	if len(lines) == 0 {
+		return nil
+	}
 	sorted := slices.Clone(lines)
 	slices.SortFunc(sorted, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 	db := s.db.WithContext(ctx)
-	if len(sorted) == 0 {
-		return nil
-	}
 	skus := make([]string, len(sorted))
 	for i, l := range sorted {
 		skus[i] = l.SKU
@@ -209,26 +230,29 @@ func (s *Store) DecrementLines(ctx context.Context, orderID, userID string, line
 	for _, it := range present {
 		before[it.SKU] = it.Quantity
 	}
-	for _, l := range sorted {
-		err := db.Exec(`UPDATE cart_items SET quantity = quantity - ?, updated_at = ? WHERE user_id = ? AND sku = ?`,
-			l.Quantity, now, userID, l.SKU).Error
-		if err != nil {
-			return fmt.Errorf("decrement cart line %s/%s: %w", userID, l.SKU, err)
-		}
-		if err := db.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ? AND quantity <= 0`, userID, l.SKU).Error; err != nil {
-			return fmt.Errorf("remove emptied cart line %s/%s: %w", userID, l.SKU, err)
-		}
-	}
 	var q strings.Builder
 	args := make([]any, 0, 7*len(sorted))
 	q.WriteString(`INSERT INTO cart_changes (user_id, sku, order_id, ordered, quantity_before, quantity_after, at) VALUES `)
 	for i, l := range sorted {
+		b, ok := before[l.SKU]
+		after := max(b-l.Quantity, 0)
+		var err error
+		switch {
+		case !ok: // not in the cart
+		case after > 0:
+			err = db.Exec(`UPDATE cart_items SET quantity = quantity - ?, updated_at = ? WHERE user_id = ? AND sku = ?`,
+				l.Quantity, now, userID, l.SKU).Error
+		default:
+			err = db.Exec(`DELETE FROM cart_items WHERE user_id = ? AND sku = ?`, userID, l.SKU).Error
+		}
+		if err != nil {
+			return fmt.Errorf("decrement cart line %s/%s: %w", userID, l.SKU, err)
+		}
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-		b := before[l.SKU]
-		args = append(args, userID, l.SKU, orderID, l.Quantity, b, max(b-l.Quantity, 0), now)
+		args = append(args, userID, l.SKU, orderID, l.Quantity, b, after, now)
 	}
 	if err := db.Exec(q.String(), args...).Error; err != nil {
 		return fmt.Errorf("record order %s in the cart ledger: %w", orderID, err)

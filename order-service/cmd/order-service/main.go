@@ -142,6 +142,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("start rocketmq producer: %w", err)
 	}
 	defer p.Shutdown()
+	// A broker that restarts sends check-backs only once it has seen a heartbeat of the group,
+	// which the client sends every 30 s: refresh the routes and heartbeat every few seconds
+	// instead (pkg/mq/heartbeat.go says how, and why not through an option).
+	if err := mq.KeepRegistered(ctx, p, mq.RegisterPeriod); err != nil {
+		log.Warn("heartbeats stay at the client's 30 s", "err", err)
+	}
 	if err := svc.Warmup(ctx); err != nil {
 		return err
 	}
