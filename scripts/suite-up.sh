@@ -23,6 +23,8 @@
 #                   is a wrong way on purpose (order-service/internal/order/wrong.go) and needs
 #                   FAULT_INJECTION=on. An instance already running keeps its placement: the
 #                   scenarios under scenarios/wrong/ stop both instances first.
+#   CONSUMER        (correct: cart-service's consumer; the others are wrong on purpose, for
+#                   scripts/scenarios/wrong/, and need FAULT_INJECTION=on)
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
 set -euo pipefail
 
@@ -79,10 +81,10 @@ start() {
 # CART_URL: the web page each order-service serves reaches cart-service through it.
 INSTANCE_NAME=order-service-1 CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
 INSTANCE_NAME=order-service-2 CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
-start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+CONSUMER=${CONSUMER:-correct} start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
 services=(order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR")
 if [ "$CARTS" = 2 ]; then
-  start cart-service-2 cart-service "$CART_ADDR_2" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+  CONSUMER=${CONSUMER:-correct} start cart-service-2 cart-service "$CART_ADDR_2" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
   services+=(cart-service-2="$CART_ADDR_2")
 fi
 

@@ -48,8 +48,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// dead-letter topic.
 	maxReconsume := env.Int("MAX_RECONSUME", 5, 1, 32)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
+	// A consumer that is wrong on purpose (internal/cart/wrong.go) exists to be watched failing; it
+	// must never run by accident, so it needs fault injection to be on as well.
+	mode := env.OneOf("CONSUMER", cart.ModeCorrect, cart.Modes()...)
 	if err := env.Err(); err != nil {
 		return err
+	}
+	if mode != cart.ModeCorrect && !cfg.Faults {
+		return fmt.Errorf("config: CONSUMER=%s is wrong on purpose and runs only with FAULT_INJECTION=on", mode)
 	}
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "cart-service", getenv)
@@ -115,12 +121,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer steps.Close()
 	}
 
-	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
+	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it. The
+	// handler is closed after the consumer has stopped (deferred calls run in reverse).
+	c, err := newConsumer(cfg, maxReconsume)
+	if err != nil {
+		return err
+	}
 	handler := cart.NewHandler(carts, metrics, log, cart.Config{
 		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
+		Mode: mode, PersistOffsets: offsetPersister(c),
 	})
-	c, err := startConsumer(cfg, maxReconsume, handler)
-	if err != nil {
+	defer handler.Close()
+	if err := startConsumer(c, cfg, handler); err != nil {
 		return err
 	}
 	// A broker that restarts serves this group's pulls and retries once it has seen its
@@ -157,14 +169,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
+			"max_reconsume", maxReconsume, "consumer", mode, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
 	})
 	log.Info("shutting down")
 	return err
 }
 
-// startConsumer subscribes the handler to OrderCreated events of the topic and starts consuming.
-func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocketmq.PushConsumer, error) {
+// newConsumer creates the push consumer of the group.
+func newConsumer(cfg config.Common, maxReconsume int) (rocketmq.PushConsumer, error) {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
 		consumer.WithGroupName(cfg.Group),
@@ -185,14 +197,30 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq consumer: %w", err)
 	}
+	return c, nil
+}
+
+// startConsumer subscribes the handler to OrderCreated events of the topic and starts consuming.
+func startConsumer(c rocketmq.PushConsumer, cfg config.Common, h *cart.Handler) error {
 	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: events.TagOrderCreated}
-	if err := c.Subscribe(cfg.Topic, selector, h.Consume); err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", cfg.Topic, err)
+	if err := c.Subscribe(cfg.Topic, selector, h.Callback()); err != nil {
+		return fmt.Errorf("subscribe to %s: %w", cfg.Topic, err)
 	}
 	if err := c.Start(); err != nil {
-		return nil, fmt.Errorf("start rocketmq consumer (group %s, topic %s): %w", cfg.Group, cfg.Topic, err)
+		return fmt.Errorf("start rocketmq consumer (group %s, topic %s): %w", cfg.Group, cfg.Topic, err)
 	}
-	return c, nil
+	return nil
+}
+
+// offsetPersister sends the consumer's acknowledged offsets to the broker now, for
+// CONSUMER=ack-before-commit's crash. The client library does it on its own every 5 s; the method
+// belongs to its concrete push consumer, not to the rocketmq.PushConsumer interface.
+func offsetPersister(c rocketmq.PushConsumer) func() error {
+	p, ok := c.(interface{ PersistConsumerOffset() error })
+	if !ok {
+		return nil
+	}
+	return p.PersistConsumerOffset
 }
 
 // retryTopic is where the broker puts a consumer group's messages to be consumed again

@@ -53,6 +53,11 @@ func TestBadConfigStopsAtStart(t *testing.T) {
 		{"MAX_RECONSUME zero", map[string]string{"MAX_RECONSUME": "0"}, "MAX_RECONSUME"},
 		{"MAX_RECONSUME too large", map[string]string{"MAX_RECONSUME": "1000"}, "MAX_RECONSUME"},
 		{"bad SHUTDOWN_TIMEOUT", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{"unknown CONSUMER", map[string]string{"CONSUMER": "dedup-by-order-id"}, "CONSUMER"},
+		// A consumer that is wrong on purpose never runs by accident.
+		{"wrong CONSUMER, fault injection unset", map[string]string{"CONSUMER": "dedup-by-message-id"}, "FAULT_INJECTION=on"},
+		{"wrong CONSUMER, fault injection off", map[string]string{"CONSUMER": "ack-before-commit", "FAULT_INJECTION": "off"}, "FAULT_INJECTION=on"},
+		{"wrong CONSUMER, in capitals", map[string]string{"CONSUMER": "Delete-Lines"}, "CONSUMER=delete-lines"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,3 +73,23 @@ CREATE TABLE IF NOT EXISTS order_deliveries (
     PRIMARY KEY (id),
     KEY idx_order_deliveries_order (order_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Used only by CONSUMER=dedup-by-message-id, a consumer that is wrong on purpose (internal/cart/
+-- wrong.go): its deduplication key is the broker's message ID instead of the order ID. The same
+-- order published again as a new message has a new message ID and passes this key.
+CREATE TABLE IF NOT EXISTS processed_messages (
+    msg_id     VARCHAR(128) NOT NULL,
+    order_id   VARCHAR(64)  NOT NULL,
+    applied_at DATETIME(6)  NOT NULL,
+    PRIMARY KEY (msg_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Fault points that fire once per order (cart-crash-before-apply) remember here that they have
+-- fired: the crash they cause makes the broker deliver the message again, and the redelivery must
+-- go on rather than crash again. Written only with FAULT_INJECTION=on.
+CREATE TABLE IF NOT EXISTS fault_points_fired (
+    order_id VARCHAR(64) NOT NULL,
+    point    VARCHAR(64) NOT NULL,
+    fired_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (order_id, point)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
