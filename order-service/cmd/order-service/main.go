@@ -43,6 +43,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	env := config.NewEnv(getenv)
 	cfg := env.Common(":8081", events.DefaultTopic, "order-service")
 	localTxTimeout := env.Duration("LOCAL_TX_TIMEOUT", 5*time.Second)
+	// Admission: the most orders placed at once (defaultMaxInFlight says why), and how long an
+	// order over it may wait for a slot before it is refused.
+	maxInFlight := env.Int("MAX_IN_FLIGHT", defaultMaxInFlight, 1, mysqldb.DefaultMaxOpenConns)
+	admissionWait := env.DurationUpTo("ADMISSION_WAIT", 0, time.Second)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
 	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
 	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
@@ -97,6 +101,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Admission: orders over the bound are refused with 503 before anything is sent or written,
+	// instead of queueing for a database connection until their local transaction times out.
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait}, reg)
+	if err != nil {
+		return err
+	}
 
 	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
 	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
@@ -145,9 +155,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight orders finish.
 	// The deferred calls above then shut down the producer and close the database, in that order.
-	handler := httpapi.NewServer(log, svc, placer, cfg.Faults, map[string]httpx.Check{
-		"mysql":    orders.Ping,
-		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+	handler := httpapi.NewServer(log, svc, placer, admit, cfg.Faults, map[string]httpx.Check{
+		"mysql":     orders.Ping,
+		"rocketmq":  func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"admission": admit.Ready,
 	}, reg)
 	// The web page (/ and /ui/) in front of the API. It reaches cart-service through this
 	// service, so a browser needs one address and no CORS.
@@ -158,11 +169,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler = tp.HTTP(handler)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, handler), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults,
-			"placement", placement, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "cart_url", cartURL != nil)
+			"placement", placement, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "cart_url", cartURL != nil)
 	})
 	log.Info("shutting down")
 	return err
 }
+
+// defaultMaxInFlight is MAX_IN_FLIGHT's default: half the database pool. Each order holds at most
+// one connection at a time (the Idempotency-Key look-up, then the local transaction), so with
+// at most this many orders in flight a local transaction never waits for a connection, and the
+// other half stays free for check-backs, GET requests, the timeline writer and /readyz. An
+// order that waited for a connection spent its LOCAL_TX_TIMEOUT waiting, after its half message
+// was sent. More in flight places no more orders: on two cores the throughput stops growing
+// well below this (scripts/overload.sh measures it), and every order over that only waits.
+const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 2
 
 // instanceName is INSTANCE_NAME, or host:port when it is unset, so that two instances on one host
 // (or two containers) differ in order timelines.
