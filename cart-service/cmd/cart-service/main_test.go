@@ -53,6 +53,9 @@ func TestBadConfigStopsAtStart(t *testing.T) {
 		{"MAX_RECONSUME zero", map[string]string{"MAX_RECONSUME": "0"}, "MAX_RECONSUME"},
 		{"MAX_RECONSUME too large", map[string]string{"MAX_RECONSUME": "1000"}, "MAX_RECONSUME"},
 		{"bad SHUTDOWN_TIMEOUT", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{"MAX_IN_FLIGHT zero", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
+		{"MAX_IN_FLIGHT over the pool", map[string]string{"MAX_IN_FLIGHT": "33"}, "MAX_IN_FLIGHT"},
+		{"bad ADMISSION_WAIT", map[string]string{"ADMISSION_WAIT": "forever"}, "ADMISSION_WAIT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
