@@ -88,7 +88,7 @@ trap cleanup EXIT
 start() {
   local name=$1 binary=$2 port=$3 db=$4 group=$5
   shift 5
-  env HTTP_ADDR="127.0.0.1:$port" MYSQL_DSN="${MYSQL_BASE}$db" ROCKETMQ_NAMESRV="$TEST_ROCKETMQ_NAMESRV" \
+  env -u MAX_IN_FLIGHT -u ADMISSION_WAIT HTTP_ADDR="127.0.0.1:$port" MYSQL_DSN="${MYSQL_BASE}$db" ROCKETMQ_NAMESRV="$TEST_ROCKETMQ_NAMESRV" \
     ROCKETMQ_BROKER_ADDR="$TEST_ROCKETMQ_BROKER" ROCKETMQ_TOPIC="overload_$run_id" ROCKETMQ_GROUP="$group" \
     LOG_LEVEL="$LOG_LEVEL" FAULT_INJECTION=off TIMELINE="$TIMELINE" OTEL_EXPORTER_OTLP_ENDPOINT= \
     "$@" "$bin/$binary" </dev/null >"$OVERLOAD_DIR/logs/$name.log" 2>&1 &
