@@ -175,14 +175,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return err
 }
 
-// defaultMaxInFlight is MAX_IN_FLIGHT's default: half the database pool. Each order holds at most
-// one connection at a time (the Idempotency-Key look-up, then the local transaction), so with
-// at most this many orders in flight a local transaction never waits for a connection, and the
-// other half stays free for check-backs, GET requests, the timeline writer and /readyz. An
-// order that waited for a connection spent its LOCAL_TX_TIMEOUT waiting, after its half message
-// was sent. More in flight places no more orders: on two cores the throughput stops growing
-// well below this (scripts/overload.sh measures it), and every order over that only waits.
-const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 2
+// defaultMaxInFlight is MAX_IN_FLIGHT's default, a quarter of the database pool: 8 orders placed at
+// once per instance.
+//
+// At most the pool: each order holds at most one connection at a time (the Idempotency-Key
+// look-up, then the local transaction), so with no more orders in flight than connections a
+// local transaction never waits for one. One that waits spends its LOCAL_TX_TIMEOUT in the pool's
+// queue, after its half message was sent, and ends in a 500 and a rollback.
+//
+// Well below the pool, because more orders in flight place no more orders: scripts/overload.sh
+// on two cores finds the closed-loop capacity already at 8 clients over two instances, and every
+// order in flight beyond that waits for a CPU or a lock and makes all of them slower (at 16 per
+// instance the admitted orders' p99 was 3.6 times the 8-client p99; at 6, 1.7 times). The rest of
+// the pool stays free for check-backs, GET requests, the timeline writer and /readyz.
+const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 4
 
 // instanceName is INSTANCE_NAME, or host:port when it is unset, so that two instances on one host
 // (or two containers) differ in order timelines.
