@@ -118,6 +118,13 @@ wait_ready order-1 "$order1" "$o1"
 wait_ready order-2 "$order2" "$o2"
 wait_ready cart "$cart" "$c"
 
+# The servers share the two cores with the services: watch their CPU too (when infra-up.sh started
+# them, it knows their pids).
+servers=()
+for pair in mariadb=mariadb/mariadbd.pid broker=broker/broker.pid; do
+  f="${INFRA_DIR:-$ROOT/.infra}/${pair#*=}"
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && servers+=(-pid "${pair%%=*}=$(cat "$f")")
+done
 results=$OVERLOAD_DIR/results.jsonl
 : >"$results"
 # loadgen <label> <flags...>: one run, its JSON result on stdout and appended to the results.
@@ -125,7 +132,8 @@ loadgen() {
   local label=$1
   shift
   "$bin/loadgen" -json -label "$label" -order "http://127.0.0.1:$order1,http://127.0.0.1:$order2" \
-    -cart "http://127.0.0.1:$cart" -warmup "${WARMUP_SECONDS}s" -users "$USERS" -settle 0s "$@" | tee -a "$results"
+    -cart "http://127.0.0.1:$cart" -warmup "${WARMUP_SECONDS}s" -users "$USERS" -settle 0s \
+    -pid "order-1=$o1" -pid "order-2=$o2" -pid "cart=$c" "${servers[@]}" "$@" | tee -a "$results"
 }
 # get <json> <jq path>
 get() { jq -r "$2" <<<"$1"; }
@@ -171,6 +179,7 @@ printf '  %-44s %-34s %s\n' "  (p50, max)" "$(get "$over" '.admitted_ms.p50') ms
 printf '  %-44s %-34s %s\n' "refused 503 overloaded: count, p99" "$(get "$over" '.refused'), p99 $(get "$over" '.refused_ms.p99') ms" "p99 <= 10 ms"
 printf '  %-44s %-34s %s\n' "answered 500 (local transaction timed out)" "$(get "$over" '.errors.http_500 // 0') ($timeouts timeouts in the logs)" "0"
 printf '  %-44s %-34s %s\n' "other errors" "$(get "$over" '.errors | del(.http_503_overloaded, .http_500, .overload) | to_entries | map("\(.key)=\(.value)") | join(" ") | if . == "" then "none" else . end')" ""
+printf '  %-44s %-34s %s\n' "CPU cores used under overload" "$(get "$over" '.cpu_cores | to_entries | map("\(.key) \(.value)") | join(", ")')" ""
 printf '  %-44s %-34s %s\n' "checker: missing, phantom" "${missing:-?}, ${phantom:-?}" "0, 0"
 echo
 echo "$check"

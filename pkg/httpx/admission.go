@@ -12,7 +12,9 @@ package httpx
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -23,8 +25,9 @@ import (
 // CodeOverloaded is the code of the 503 answer to a request refused for overload.
 const CodeOverloaded = "overloaded"
 
-// RetryAfter is what a refused request is told to wait, in the Retry-After header (whole seconds).
-const RetryAfter = time.Second
+// RetryAfter is the Retry-After header of a refusal, in seconds: long enough for the requests in
+// flight to be answered, short enough that a client does not give up.
+const RetryAfter = "1"
 
 // overloadedFor is how long after a refusal Ready still reports the service overloaded, so that a
 // load balancer polling /readyz every few seconds can see a service that refuses work.
@@ -37,6 +40,10 @@ type AdmissionConfig struct {
 	// Wait is how long a request that finds every slot taken may wait for one before it is
 	// refused; 0 refuses at once. Keep it to milliseconds: the point is to answer fast.
 	Wait time.Duration
+	// Log gets one line a second while requests are refused, with how many; nil logs nothing.
+	// (Refusals have no access-log line each: under a flood, logging every one would spend the
+	// CPU the admitted requests need.)
+	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,8 +55,14 @@ type Admission struct {
 	slots       chan struct{} // one token per admitted request
 	wait        time.Duration
 	now         func() time.Time
+	log         *slog.Logger
+	body        []byte // the refusal's answer, the same every time
 	refused     prometheus.Counter
 	lastRefusal atomic.Int64 // Unix nanoseconds of the last refusal; 0 before the first
+
+	refusals  atomic.Int64 // refusals so far
+	lastLog   atomic.Int64 // Unix nanoseconds of the last log line about refusals
+	loggedFor atomic.Int64 // refusals counted in log lines so far
 }
 
 // NewAdmission builds an Admission and registers its metrics on reg: http_admission_limit,
@@ -58,10 +71,16 @@ func NewAdmission(cfg AdmissionConfig, reg prometheus.Registerer) (*Admission, e
 	if cfg.Limit < 1 {
 		return nil, fmt.Errorf("admission limit must be at least 1, got %d", cfg.Limit)
 	}
-	a := &Admission{slots: make(chan struct{}, cfg.Limit), wait: max(cfg.Wait, 0), now: cfg.Now}
+	a := &Admission{slots: make(chan struct{}, cfg.Limit), wait: max(cfg.Wait, 0), now: cfg.Now, log: cfg.Log}
 	if a.now == nil {
 		a.now = time.Now
 	}
+	body, err := json.Marshal(map[string]*Error{"error": Errorf(http.StatusServiceUnavailable, CodeOverloaded,
+		"%d requests are in flight, this instance's limit; nothing was done, try again after Retry-After or on another instance", cfg.Limit)})
+	if err != nil {
+		return nil, fmt.Errorf("admission: %w", err)
+	}
+	a.body = append(body, '\n')
 	a.refused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "http_admission_refused_total",
 		Help: "Requests refused with 503 overloaded because the limit of requests in flight was reached.",
@@ -90,7 +109,7 @@ func NewAdmission(cfg AdmissionConfig, reg prometheus.Registerer) (*Admission, e
 func (a *Admission) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.acquire(r.Context()) {
-			a.refuse(w)
+			a.refuse(w, r)
 			return
 		}
 		defer func() { <-a.slots }()
@@ -119,12 +138,25 @@ func (a *Admission) acquire(ctx context.Context) bool {
 	}
 }
 
-func (a *Admission) refuse(w http.ResponseWriter) {
+// refuse answers 503 overloaded. It is on the hot path of an overload, so it does as little as it
+// can: a body encoded once, no access-log line (the Middleware's is skipped), and at most one log
+// line a second for all refusals.
+func (a *Admission) refuse(w http.ResponseWriter, r *http.Request) {
 	a.refused.Inc()
-	a.lastRefusal.Store(a.now().UnixNano())
-	w.Header().Set("Retry-After", fmt.Sprint(int(RetryAfter/time.Second)))
-	WriteJSON(w, http.StatusServiceUnavailable, map[string]*Error{"error": Errorf(http.StatusServiceUnavailable, CodeOverloaded,
-		"%d requests are in flight, this instance's limit; nothing was done, try again after Retry-After or on another instance", cap(a.slots))})
+	now := a.now().UnixNano()
+	a.lastRefusal.Store(now)
+	n := a.refusals.Add(1)
+	if quiet, ok := r.Context().Value(quietKey{}).(*bool); ok {
+		*quiet = true
+	}
+	if last := a.lastLog.Load(); a.log != nil && now-last >= int64(time.Second) && a.lastLog.CompareAndSwap(last, now) {
+		a.log.WarnContext(r.Context(), "refusing requests: overloaded", "refused", n-a.loggedFor.Swap(n),
+			"in_flight", len(a.slots), "limit", cap(a.slots))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", RetryAfter)
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(a.body) // the client may be gone; nothing useful to do about it
 }
 
 // Ready is a readiness Check: it fails for a second after each refusal, so that /readyz says the

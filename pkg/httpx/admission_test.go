@@ -1,14 +1,18 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -166,6 +170,53 @@ func TestAdmissionWaitsForASlot(t *testing.T) {
 	}
 	if got := gauge(t, reg, "http_admission_refused_total"); got != 1 {
 		t.Fatalf("refused = %v, want 1 (the cancelled one)", got)
+	}
+}
+
+// Refusals have no access-log line each; the Admission logs them, counted, once a second.
+func TestAdmissionLogsRefusalsOnceASecond(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&out, nil))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, err := NewAdmission(AdmissionConfig{Limit: 1, Log: log, Now: func() time.Time { return now }}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := newHeld()
+	r := chi.NewRouter()
+	r.Use(Middleware(log)...)
+	r.With(a.Handler).Post("/orders", next.ServeHTTP)
+	heldDone := make(chan struct{})
+	go func() {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/orders", nil))
+		close(heldDone)
+	}()
+	<-next.entered
+	for range 3 {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/orders", nil))
+	}
+	now = now.Add(time.Second)
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/orders", nil))
+	close(next.release)
+	<-heldDone
+
+	var summaries []float64
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch rec["msg"] {
+		case "refusing requests: overloaded":
+			summaries = append(summaries, rec["refused"].(float64))
+		case "http":
+			if rec["status"] == float64(http.StatusServiceUnavailable) {
+				t.Errorf("a refusal has an access-log line: %s", line)
+			}
+		}
+	}
+	if len(summaries) != 2 || summaries[0] != 1 || summaries[1] != 3 {
+		t.Fatalf("refusal log lines counted %v, want [1 3] (the first at once, then the three of the next second)\n%s", summaries, out.String())
 	}
 }
 

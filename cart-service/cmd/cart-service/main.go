@@ -111,7 +111,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	// Admission: REST requests over the bound are refused with 503 before they touch the
 	// database, instead of queueing for connections the consumer needs too.
-	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait}, reg)
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait, Log: log}, reg)
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	// Admission: orders over the bound are refused with 503 before anything is sent or written,
 	// instead of queueing for a database connection until their local transaction times out.
-	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait}, reg)
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait, Log: log}, reg)
 	if err != nil {
 		return err
 	}
