@@ -79,6 +79,20 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// DurationUpTo parses a Go duration from 0 ("0" is allowed) to hi.
+func (e *Env) DurationUpTo(name string, def, hi time.Duration) time.Duration {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > hi {
+		e.fail(name, "must be a duration from 0 to %v such as 2ms, got %q", hi, v)
+		return def
+	}
+	return d
+}
+
 // Int parses an integer within [lo, hi].
 func (e *Env) Int(name string, def, lo, hi int) int {
 	v := e.String(name, "")

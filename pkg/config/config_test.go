@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -100,6 +101,32 @@ func TestDurationAndInt(t *testing.T) {
 	e2.Int("BAD_N", 0, 0, 10)
 	if e2.Err() == nil || !strings.Contains(e2.Err().Error(), "BAD_N") {
 		t.Fatalf("err = %v", e2.Err())
+	}
+}
+
+func TestDurationUpTo(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 7 * time.Millisecond, false},
+		{"0", 0, false},
+		{"2ms", 2 * time.Millisecond, false},
+		{"1s", time.Second, false},
+		{"1.5s", 7 * time.Millisecond, true},
+		{"-1ms", 7 * time.Millisecond, true},
+		{"soon", 7 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		e := NewEnv(env(map[string]string{"ADMISSION_WAIT": tt.value}))
+		got := e.DurationUpTo("ADMISSION_WAIT", 7*time.Millisecond, time.Second)
+		if got != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("ADMISSION_WAIT=%q: got %v, err %v; want %v, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
+		}
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "ADMISSION_WAIT must be a duration from 0 to 1s") {
+			t.Errorf("error %q does not name the setting and its range", e.Err())
+		}
 	}
 }
 

@@ -129,14 +129,20 @@ func Middleware(log *slog.Logger) []func(http.Handler) http.Handler {
 	}
 }
 
+// quietKey marks a request whose access-log line is left out: a refusal for overload (admission.go),
+// which the Admission logs once a second, counted, instead.
+type quietKey struct{}
+
 func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			quiet := new(bool)
+			r = r.WithContext(context.WithValue(r.Context(), quietKey{}, quiet))
 			next.ServeHTTP(ww, r)
-			// Probes and scrapes would drown the log.
-			if strings.HasPrefix(r.URL.Path, "/healthz") || strings.HasPrefix(r.URL.Path, "/readyz") || r.URL.Path == "/metrics" {
+			// Probes and scrapes would drown the log; so would refusals under a flood.
+			if *quiet || strings.HasPrefix(r.URL.Path, "/healthz") || strings.HasPrefix(r.URL.Path, "/readyz") || r.URL.Path == "/metrics" {
 				return
 			}
 			log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),

@@ -51,6 +51,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// A consumer that is wrong on purpose (internal/cart/wrong.go) exists to be watched failing; it
 	// must never run by accident, so it needs fault injection to be on as well.
 	mode := env.OneOf("CONSUMER", cart.ModeCorrect, cart.Modes()...)
+	// Admission: the most REST requests served at once (defaultMaxInFlight says why), and how
+	// long a request over it may wait for a slot before it is refused.
+	maxInFlight := env.Int("MAX_IN_FLIGHT", defaultMaxInFlight, 1, mysqldb.DefaultMaxOpenConns)
+	admissionWait := env.DurationUpTo("ADMISSION_WAIT", 0, time.Second)
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -111,6 +115,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Admission: REST requests over the bound are refused with 503 before they touch the
+	// database, instead of queueing for connections the consumer needs too.
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait, Log: log}, reg)
+	if err != nil {
+		return err
+	}
 
 	// Timeline: what each delivery did, for GET /orders/{order_id}/timeline and order-service's web
 	// page; TIMELINE=off records nothing, to measure what recording costs. Closed after the
@@ -153,7 +163,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight ones finish. The
 	// deferred calls above then shut down the consumer and close the database, in that order.
-	api := httpapi.NewServer(log, carts, reg, map[string]httpx.Check{
+	api := httpapi.NewServer(log, carts, admit, reg, map[string]httpx.Check{
 		"mysql": carts.Ping,
 		"consumer": func(context.Context) error {
 			if !consuming.Load() {
@@ -161,7 +171,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		},
-		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"rocketmq":  func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"admission": admit.Ready,
 	})
 	if cfg.Pprof {
 		api = httpx.WithProfiler(api)
@@ -169,11 +180,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "consumer", mode, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
+			"max_reconsume", maxReconsume, "consumer", mode, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
 	})
 	log.Info("shutting down")
 	return err
 }
+
+// defaultMaxInFlight is MAX_IN_FLIGHT's default: half the database pool. Each REST request holds
+// at most one connection at a time, so the API alone never fills the pool, and the consumer,
+// which shares it, keeps the other half: a flood of cart requests must not delay the orders
+// being applied. (The consumer needs no bound of its own: the broker hands it a bounded number
+// of messages at a time.)
+const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 2
 
 // newConsumer creates the push consumer of the group.
 func newConsumer(cfg config.Common, maxReconsume int) (rocketmq.PushConsumer, error) {

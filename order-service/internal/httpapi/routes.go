@@ -21,13 +21,15 @@ type Placer interface {
 	Place(ctx context.Context, req order.Request, idemKey string, fault order.Fault) (order.Placed, error)
 }
 
-// NewServer returns the service's HTTP handler. POST /orders goes to place; ready lists what
-// /readyz checks. (The web page, / and /ui/, is package ui, which main puts in front of this.)
-func NewServer(log *slog.Logger, orders *order.Service, place Placer, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
+// NewServer returns the service's HTTP handler. POST /orders goes to place, through admit: an
+// order over the bound of orders in flight is refused (503 overloaded) before anything is sent or
+// written. ready lists what /readyz checks. (The web page, / and /ui/, is package ui, which main
+// puts in front of this.)
+func NewServer(log *slog.Logger, orders *order.Service, place Placer, admit *httpx.Admission, faults bool, ready map[string]httpx.Check, metrics prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
 	r.Use(httpx.Middleware(log)...)
 
-	r.Post("/orders", handlePlace(log, place, faults))
+	r.With(admit.Handler).Post("/orders", handlePlace(log, place, faults))
 	r.Get("/orders", handleList(log, orders))
 	r.Get("/orders/{id}", handleGet(log, orders))
 	r.Get("/orders/{id}/timeline", handleTimeline(log, orders))
