@@ -13,12 +13,19 @@ import (
 	"gorm.io/gorm/clause"
 
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 )
 
 // Schema is applied at start by mysqldb.Open.
 //
 //go:embed schema.sql
 var Schema string
+
+// Purged are the tables whose rows older than TIMELINE_RETENTION main purges in the background:
+// they describe what happened, and nothing reads them to decide anything.
+var Purged = []retention.Table{
+	{Name: "order_timeline", Column: "at", Index: "idx_order_timeline_at"},
+}
 
 // Outcome is what tx_log says about an order's local transaction.
 type Outcome string
