@@ -102,7 +102,20 @@ func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 }
 
 // toHTTP is the service's one mapping from errors to HTTP answers. Anything not listed is a 500.
+// An answer about an attempted order names it (order_id beside the code).
 func toHTTP(err error) error {
+	out := httpError(err)
+	var (
+		he *httpx.Error
+		ae *order.AttemptError
+	)
+	if errors.As(out, &he) && errors.As(err, &ae) {
+		he.OrderID = ae.OrderID
+	}
+	return out
+}
+
+func httpError(err error) error {
 	var ve *order.ValidationError
 	switch {
 	case errors.As(err, &ve):

@@ -122,7 +122,7 @@ func (s *Service) baselineCommit(ctx context.Context, req Request, idemKey strin
 	span.End()
 	if err != nil {
 		s.metrics.placedAs(OutcomeNotPlaced)
-		return store.OrderRow{}, nil, fmt.Errorf("%w: %w", ErrNotPlaced, err)
+		return store.OrderRow{}, nil, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %w", ErrNotPlaced, err)}
 	}
 	return row, nil, nil
 }
