@@ -30,3 +30,11 @@ type AttemptError struct {
 
 func (e *AttemptError) Error() string { return fmt.Sprintf("order %s: %v", e.OrderID, e.Err) }
 func (e *AttemptError) Unwrap() error { return e.Err }
+
+// PageError is a page of List that cannot be served: a limit out of range, or a before that names
+// no order of the user (400). Fields says which and why.
+type PageError struct {
+	Fields map[string]string
+}
+
+func (e *PageError) Error() string { return fmt.Sprintf("bad page: %v", e.Fields) }
