@@ -12,7 +12,7 @@ import (
 	"rmqtx/pkg/httpx"
 )
 
-// addRoutes is the whole API of cart-service.
+// addRoutes is the whole API of cart-service; openapi.json describes each route.
 func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, metrics prometheus.Gatherer, ready map[string]httpx.Check, now func() time.Time) {
 	r.Method("GET", "/carts/{user_id}", handleGetCart(log, st))
 	r.Method("PUT", "/carts/{user_id}/items/{sku}", handlePutItem(log, st, now))
@@ -23,4 +23,5 @@ func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, metrics promethe
 	r.Method("GET", "/healthz", httpx.Healthz())
 	r.Method("GET", "/readyz", httpx.Readyz(ready))
 	r.Method("GET", "/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	r.Method("GET", "/openapi.json", handleOpenAPI())
 }
