@@ -121,14 +121,14 @@ func (c *apiCheck) check(req *http.Request, reqBody []byte, resp *http.Response,
 		Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true},
 	}
 	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && (resp.StatusCode < 400 || resp.StatusCode > 499) {
-		return fmt.Sprintf("%s: the document says the request is invalid, yet the service answered %d: %v", host.service, resp.StatusCode, err)
+		return fmt.Sprintf("%s: the document says the request is invalid, yet the service answered %d: %s", host.service, resp.StatusCode, brief(err))
 	}
 	out := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
 		Body: io.NopCloser(bytes.NewReader(respBody)), Options: in.Options,
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		return fmt.Sprintf("%s: the answer does not match the document: %v", host.service, err)
+		return fmt.Sprintf("%s: the answer does not match the document: %s", host.service, brief(err))
 	}
 	return ""
 }
@@ -203,6 +203,16 @@ func apiChecked(code int) int {
 	fmt.Fprintf(os.Stderr, "FAIL: %d requests or answers do not match the services' OpenAPI documents:\n  %s\n",
 		len(apiChecker.violations), strings.Join(apiChecker.violations, "\n  "))
 	return 1
+}
+
+// brief is err's message without the schema and value kin-openapi prints after it (the report
+// shows the answer itself).
+func brief(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "\nSchema:"); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
 
 func truncate(s string, n int) string {
