@@ -27,6 +27,7 @@ func TestCommonDefaults(t *testing.T) {
 	want := Common{
 		HTTPAddr: ":8081", MySQLDSN: "u:p@tcp(127.0.0.1:3306)/orders", Namesrv: []string{"127.0.0.1:9876"},
 		Topic: "order-events", Group: "g", LogLevel: slog.LevelInfo, Timeline: true,
+		TimelineRetention: 7 * 24 * time.Hour,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("config (-want +got):\n%s", d)
@@ -65,6 +66,7 @@ func TestCommonErrorsNameTheSetting(t *testing.T) {
 		{"bad fault flag", "FAULT_INJECTION", "yes", "FAULT_INJECTION must be on or off"},
 		{"bad broker", "ROCKETMQ_BROKER_ADDR", "broker", "ROCKETMQ_BROKER_ADDR must be host:port"},
 		{"bad second broker", "ROCKETMQ_BROKER_ADDR", "127.0.0.1:10911;broker-b", "ROCKETMQ_BROKER_ADDR must be host:port"},
+		{"bad retention", "TIMELINE_RETENTION", "a week", "TIMELINE_RETENTION must be a number of days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +128,36 @@ func TestDurationUpTo(t *testing.T) {
 		}
 		if tt.wantErr && !strings.Contains(e.Err().Error(), "ADMISSION_WAIT must be a duration from 0 to 1s") {
 			t.Errorf("error %q does not name the setting and its range", e.Err())
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 7 * 24 * time.Hour, false},
+		{"7d", 7 * 24 * time.Hour, false},
+		{"1d", 24 * time.Hour, false},
+		{"36h", 36 * time.Hour, false},
+		{"1m", time.Minute, false},
+		{"30s", 7 * 24 * time.Hour, true},
+		{"0d", 7 * 24 * time.Hour, true},
+		{"-1d", 7 * 24 * time.Hour, true},
+		{"d", 7 * 24 * time.Hour, true},
+		{"1.5d", 7 * 24 * time.Hour, true},
+		{"99999999d", 7 * 24 * time.Hour, true},
+		{"week", 7 * 24 * time.Hour, true},
+	}
+	for _, tt := range tests {
+		m := valid()
+		m["TIMELINE_RETENTION"] = tt.value
+		e := NewEnv(env(m))
+		got := e.Common(":1", "t", "g").TimelineRetention
+		if got != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("TIMELINE_RETENTION=%q: got %v, err %v; want %v, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
 		}
 	}
 }

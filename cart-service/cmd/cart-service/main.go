@@ -26,6 +26,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 	"rmqtx/pkg/tracing"
 )
 
@@ -87,6 +88,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer sqlDB.Close()
 	carts := store.New(db)
+
+	// Retention: timeline rows older than TIMELINE_RETENTION are deleted in the background, in
+	// small batches; the purge stops before the database closes.
+	purger, err := retention.New(ctx, db, log, cfg.TimelineRetention, retention.Batch, time.Now, store.Purged...)
+	if err != nil {
+		return err
+	}
+	defer purger.Start(ctx)()
 
 	// Topics: the push consumer refuses to start on a topic that does not exist. Its group's
 	// retry topic (where messages answered "retry later" come back from) is created by the broker
@@ -180,7 +189,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "consumer", mode, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
+			"max_reconsume", maxReconsume, "consumer", mode, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "timeline_retention", cfg.TimelineRetention.String())
 	})
 	log.Info("shutting down")
 	return err

@@ -12,7 +12,7 @@ import (
 	"rmqtx/pkg/httpx"
 )
 
-// addRoutes is the whole API of cart-service. The routes that use the database go through admit:
+// addRoutes is the whole API of cart-service; openapi.json describes each route. The routes that use the database go through admit:
 // over its bound they are refused (503 overloaded) before they touch it.
 func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, admit *httpx.Admission, metrics prometheus.Gatherer, ready map[string]httpx.Check, now func() time.Time) {
 	r.Group(func(r chi.Router) {
@@ -27,4 +27,5 @@ func addRoutes(r chi.Router, log *slog.Logger, st *store.Store, admit *httpx.Adm
 	r.Method("GET", "/healthz", httpx.Healthz())
 	r.Method("GET", "/readyz", httpx.Readyz(ready))
 	r.Method("GET", "/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	r.Method("GET", "/openapi.json", handleOpenAPI())
 }

@@ -28,6 +28,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 	"rmqtx/pkg/tracing"
 )
 
@@ -91,6 +92,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	sqlDB, _ := db.DB()
 	defer sqlDB.Close()
 	orders := store.New(db)
+
+	// Retention: timeline rows older than TIMELINE_RETENTION are deleted in the background, in
+	// small batches; the purge stops before the database closes.
+	purger, err := retention.New(ctx, db, log, cfg.TimelineRetention, retention.Batch, time.Now, store.Purged...)
+	if err != nil {
+		return err
+	}
+	defer purger.Start(ctx)()
 
 	// Topic: must exist, and its route be known, before the producer relies on check-backs.
 	adm, err := mq.NewAdmin(cfg.Namesrv)
@@ -186,7 +195,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler = tp.HTTP(handler)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, handler), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults,
-			"placement", placement, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "cart_url", cartURL != nil)
+			"placement", placement, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "timeline_retention", cfg.TimelineRetention.String(), "cart_url", cartURL != nil)
 	})
 	log.Info("shutting down")
 	return err

@@ -81,6 +81,7 @@ type errorBody struct {
 		Code    string            `json:"code"`
 		Message string            `json:"message"`
 		Fields  map[string]string `json:"fields"`
+		OrderID string            `json:"order_id"`
 	} `json:"error"`
 }
 

@@ -37,6 +37,7 @@ func NewServer(log *slog.Logger, orders *order.Service, place Placer, admit *htt
 	r.Get("/healthz", httpx.Healthz().ServeHTTP)
 	r.Get("/readyz", httpx.Readyz(ready).ServeHTTP)
 	r.Get("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}).ServeHTTP)
+	r.Get("/openapi.json", handleOpenAPI().ServeHTTP)
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, log, httpx.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))

@@ -99,7 +99,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		// the ID as rolled back, and the message is dropped: nothing is ever delivered.
 		log.WarnContext(ctx, "half message not sent", "err", err)
 		s.metrics.placedAs(OutcomeBrokerUnavailable)
-		return Placed{}, fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)}
 	}
 	s.recordAnswer(at, res.State)
 
@@ -124,7 +124,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		// Rolled back locally and answered Rollback: the half message is dropped.
 		log.ErrorContext(ctx, "local transaction failed; order not placed", "err", at.err)
 		s.metrics.placedAs(OutcomeNotPlaced)
-		return Placed{}, fmt.Errorf("%w: %w", ErrNotPlaced, at.err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %w", ErrNotPlaced, at.err)}
 	}
 }
 

@@ -144,7 +144,7 @@ func (d *SendThenSave) Place(ctx context.Context, req Request, idemKey string, f
 	span.End()
 	if err != nil {
 		d.s.metrics.placedAs(OutcomeBrokerUnavailable)
-		return Placed{}, fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)}
 	}
 	d.s.timeline.Record(row.OrderID, timeline.EventSent, "send-then-save: OrderCreated sent as a plain message, visible to cart-service at once, before the order exists (message ID "+res.MsgID+")", d.s.now())
 	if d.s.injects(fault, FaultCrashAfterHalf) {
@@ -191,7 +191,7 @@ func (s *Service) commitPlain(ctx context.Context, row store.OrderRow, fault Fau
 	s.metrics.localTxTook(time.Since(start))
 	if err != nil {
 		s.timeline.Record(row.OrderID, timeline.LocalRolledBack, placement+": "+err.Error(), s.now())
-		return fmt.Errorf("%w: %w", ErrNotPlaced, err)
+		return &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %w", ErrNotPlaced, err)}
 	}
 	s.timeline.Record(row.OrderID, timeline.LocalCommitted, placement+": tx_log 'committed', the order and its items, in one transaction", s.now())
 	return nil

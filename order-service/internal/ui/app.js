@@ -9,6 +9,7 @@
 const POLL_MS = 500;
 const UNIT_PRICE_CENTS = 999; // every SKU costs the same here; prices are not the point
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const ORDERS_SHOWN = 20; // the newest orders of the user: the first page of GET /orders
 
 // One sentence per step: what it is and why it matters. Steps a service does not know yet are
 // shown with their detail only.
@@ -247,9 +248,18 @@ async function placeOrder(ev) {
       status === 201 ? "ok" : "warn");
       watch(id, before, fault);
     } else {
-      // 4xx: nothing was written or sent. 5xx: nothing will ever be delivered. The order ID is not
-      // in the answer, so there is no timeline to watch here.
-      say(`${status}: ${errorText(data, status)}. Nothing reaches the cart.`, status >= 500 ? "bad" : "warn");
+      // 4xx: nothing was written or sent. 5xx: nothing will ever be delivered; but the order was
+      // attempted (500 order_not_placed, 503 broker_unavailable), and the answer names it
+      // (error.order_id), so its timeline shows what happened: the local transaction rolled back,
+      // and so did its half message.
+      const id = data && data.error && data.error.order_id;
+      if (id) {
+        state.placedHere.set(id, `answered ${status}`);
+        say(`${status}: ${errorText(data, status)}. Nothing reaches the cart. Order ${id} was attempted: its timeline below shows why.`, "bad");
+        watch(id, before, fault);
+      } else {
+        say(`${status}: ${errorText(data, status)}. Nothing reaches the cart.`, status >= 500 ? "bad" : "warn");
+      }
     }
   } catch (err) {
     // No answer at all: a crash fault point killed the instance mid-request, as asked.
@@ -439,7 +449,7 @@ let orders = [];
 
 async function refreshOrders() {
   try {
-    const { status, data } = await api("GET", `../orders?user_id=${encodeURIComponent(state.user)}`);
+    const { status, data } = await api("GET", `../orders?user_id=${encodeURIComponent(state.user)}&limit=${ORDERS_SHOWN}`);
     if (status !== 200) return;
     orders = data.orders || [];
   } catch (err) {
@@ -463,7 +473,7 @@ async function refreshOrders() {
 
 function drawOrders() {
   $("#orders-empty").hidden = orders.length > 0;
-  const rows = orders.slice(0, 20).map((o) => {
+  const rows = orders.map((o) => {
     const watched = state.watched && state.watched.id === o.order_id;
     const items = o.items.map((it) => `${it.quantity} × ${it.sku}`).join(", ");
     const answer = state.placedHere.get(o.order_id);
