@@ -35,5 +35,40 @@ echo "test.sh: module versions (workspace = images)" >&2
 echo "test.sh: go vet" >&2
 go vet "${modules[@]}"
 
-echo "test.sh: go test -race" >&2
-go test -race -count=1 -timeout 30m "$@" "${modules[@]}"
+# The end-to-end tests run the services as binaries; build them once, the way the images are
+# (scripts/build-services.sh) plus the race detector, for both runs below.
+E2E_BIN=$(mktemp -d)
+trap 'rm -rf "$E2E_BIN"' EXIT
+echo "test.sh: build the services for the end-to-end tests" >&2
+"$ROOT/scripts/build-services.sh" "$E2E_BIN" -race
+export E2E_BIN
+
+if [ $# -gt 0 ]; then
+  echo "test.sh: go test -race $*" >&2
+  go test -race -count=1 -timeout 30m "$@" "${modules[@]}"
+  exit 0
+fi
+
+# The cluster test brings every server of its own (NameServers, brokers, MariaDB on ports of
+# their own), so it runs in a second go test of scripts/e2e beside everything else: most of its
+# time is spent waiting for processes to die and restart, not on the CPU. That run starts no
+# suite broker (E2E_BROKER=off) and keeps its logs apart (E2E_LOGS).
+cluster=TestClusterKillEverythingUnderLoad
+cluster_log=$(mktemp)
+echo "test.sh: go test -race ($cluster runs beside the rest; its output follows)" >&2
+E2E_BROKER=off E2E_LOGS="$ROOT/.infra/e2e-cluster-logs" \
+  go test -race -count=1 -timeout 30m -run "^$cluster\$" ./scripts/e2e/ >"$cluster_log" 2>&1 &
+cluster_pid=$!
+
+status=0
+go test -race -count=1 -timeout 30m -skip "^$cluster\$" "${modules[@]}" || status=$?
+cluster_status=0
+wait "$cluster_pid" || cluster_status=$?
+echo "test.sh: $cluster:" >&2
+cat "$cluster_log"
+rm -f "$cluster_log"
+if [ "$status" -ne 0 ] || [ "$cluster_status" -ne 0 ]; then
+  echo "test.sh: FAIL (go test exit $status, $cluster exit $cluster_status)" >&2
+  exit 1
+fi
+echo "test.sh: every test passed" >&2
