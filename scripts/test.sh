@@ -49,26 +49,28 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 
-# The cluster test brings every server of its own (NameServers, brokers, MariaDB on ports of
-# their own), so it runs in a second go test of scripts/e2e beside everything else: most of its
-# time is spent waiting for processes to die and restart, not on the CPU. That run starts no
-# suite broker (E2E_BROKER=off) and keeps its logs apart (E2E_LOGS).
-cluster=TestClusterKillEverythingUnderLoad
-cluster_log=$(mktemp)
-echo "test.sh: go test -race ($cluster runs beside the rest; its output follows)" >&2
-E2E_BROKER=off E2E_LOGS="$ROOT/.infra/e2e-cluster-logs" \
-  go test -race -count=1 -timeout 30m -run "^$cluster\$" ./scripts/e2e/ >"$cluster_log" 2>&1 &
-cluster_pid=$!
+# Two end-to-end tests run in a second go test of scripts/e2e, beside everything else: the cluster
+# test, which brings every server of its own (NameServers, brokers, MariaDB on ports of their
+# own), and the wrong placements' scenario scripts, which run a suite of their own (ports,
+# databases, topic, groups) on the shared servers. Both mostly wait for processes to die,
+# restart or be checked back, not on the CPU. That run starts no suite broker (E2E_BROKER=off)
+# and keeps its logs apart (E2E_LOGS).
+beside='TestClusterKillEverythingUnderLoad|TestWrongScenarioScripts'
+beside_log=$(mktemp)
+echo "test.sh: go test -race ($beside beside the rest; their output follows)" >&2
+E2E_BROKER=off E2E_LOGS="$ROOT/.infra/e2e-logs-beside" \
+  go test -race -count=1 -timeout 30m -run "^($beside)\$" ./scripts/e2e/ >"$beside_log" 2>&1 &
+beside_pid=$!
 
 status=0
-go test -race -count=1 -timeout 30m -skip "^$cluster\$" "${modules[@]}" || status=$?
-cluster_status=0
-wait "$cluster_pid" || cluster_status=$?
-echo "test.sh: $cluster:" >&2
-cat "$cluster_log"
-rm -f "$cluster_log"
-if [ "$status" -ne 0 ] || [ "$cluster_status" -ne 0 ]; then
-  echo "test.sh: FAIL (go test exit $status, $cluster exit $cluster_status)" >&2
+go test -race -count=1 -timeout 30m -skip "^($beside)\$" "${modules[@]}" || status=$?
+beside_status=0
+wait "$beside_pid" || beside_status=$?
+echo "test.sh: $beside:" >&2
+cat "$beside_log"
+rm -f "$beside_log"
+if [ "$status" -ne 0 ] || [ "$beside_status" -ne 0 ]; then
+  echo "test.sh: FAIL (go test exit $status, $beside exit $beside_status)" >&2
   exit 1
 fi
 echo "test.sh: every test passed" >&2
