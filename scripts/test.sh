@@ -38,7 +38,20 @@ go vet "${modules[@]}"
 # The end-to-end tests run the services as binaries; build them once, the way the images are
 # (scripts/build-services.sh) plus the race detector, for both runs below.
 E2E_BIN=$(mktemp -d)
-trap 'rm -rf "$E2E_BIN"' EXIT
+beside_pid=
+beside_log=
+cleanup() {
+  # Interrupted while the second go test runs: stop it and what it started (its own process group)
+  # before its binaries are deleted.
+  if [ -n "$beside_pid" ] && kill -0 "$beside_pid" 2>/dev/null; then
+    kill -TERM -- "-$beside_pid" 2>/dev/null || true
+    wait "$beside_pid" 2>/dev/null || true
+  fi
+  rm -rf "$E2E_BIN"
+  [ -z "$beside_log" ] || rm -f "$beside_log"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 echo "test.sh: build the services for the end-to-end tests" >&2
 "$ROOT/scripts/build-services.sh" "$E2E_BIN" -race
 export E2E_BIN
@@ -59,7 +72,7 @@ beside='TestClusterKillEverythingUnderLoad|TestWrongScenarioScripts'
 beside_log=$(mktemp)
 echo "test.sh: go test -race ($beside beside the rest; their output follows)" >&2
 E2E_BROKER=off E2E_LOGS="$ROOT/.infra/e2e-logs-beside" \
-  go test -race -count=1 -timeout 30m -run "^($beside)\$" ./scripts/e2e/ >"$beside_log" 2>&1 &
+  setsid go test -race -count=1 -timeout 30m -run "^($beside)\$" ./scripts/e2e/ >"$beside_log" 2>&1 &
 beside_pid=$!
 
 status=0
@@ -67,8 +80,8 @@ go test -race -count=1 -timeout 30m -skip "^($beside)\$" "${modules[@]}" || stat
 beside_status=0
 wait "$beside_pid" || beside_status=$?
 echo "test.sh: $beside:" >&2
+beside_pid=
 cat "$beside_log"
-rm -f "$beside_log"
 if [ "$status" -ne 0 ] || [ "$beside_status" -ne 0 ]; then
   echo "test.sh: FAIL (go test exit $status, $beside exit $beside_status)" >&2
   exit 1

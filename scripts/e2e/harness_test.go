@@ -66,11 +66,27 @@ func testMain(m *testing.M) int {
 	if artifacts == "" {
 		artifacts = filepath.Join(root, ".infra", "e2e-logs")
 	}
+	// The folder is emptied: only a folder of its own under .infra/ is accepted.
+	if rel, err := filepath.Rel(filepath.Join(root, ".infra"), artifacts); err != nil || !filepath.IsAbs(artifacts) ||
+		rel == "." || strings.HasPrefix(rel, "..") {
+		fmt.Fprintf(os.Stderr, "e2e: E2E_LOGS must be an absolute path of a folder under %s, got %q\n", filepath.Join(root, ".infra"), artifacts)
+		return 1
+	}
 	os.RemoveAll(artifacts)
-	os.MkdirAll(artifacts, 0o755)
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
 
 	bin := os.Getenv("E2E_BIN")
-	if bin == "" {
+	if bin != "" {
+		for _, name := range []string{"order-service", "cart-service"} {
+			if _, err := os.Stat(filepath.Join(bin, name)); err != nil || !filepath.IsAbs(bin) {
+				fmt.Fprintf(os.Stderr, "e2e: E2E_BIN must be an absolute path holding order-service and cart-service (scripts/build-services.sh DIR -race), got %q\n", bin)
+				return 1
+			}
+		}
+	} else {
 		bin, err = os.MkdirTemp("", "e2e-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
