@@ -46,7 +46,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
 	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
 	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
-		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite)
+		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite, order.PlacementOutbox)
+	// PLACEMENT=outbox only: the relay's settings (internal/order/relay.go).
+	relayCfg := order.RelayConfig{
+		Interval: env.Duration("OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
+		Batch:    env.Int("OUTBOX_BATCH", 100, 1, 1000),
+		Faults:   cfg.Faults,
+	}
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
 	// How this instance names itself in order timelines (instanceName).
@@ -136,8 +142,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	// Placement: the transactional flow, unless a benchmark asked for a baseline.
-	placer, stopPlacer, err := choosePlacement(placement, svc, cfg)
+	// Placement: the transactional flow, unless the outbox or a benchmark baseline was asked for.
+	var (
+		placer     httpapi.Placer
+		stopPlacer func()
+	)
+	if placement == order.PlacementOutbox {
+		placer, stopPlacer, err = startOutbox(svc, orders, cfg, relayCfg, log, reg)
+	} else {
+		placer, stopPlacer, err = choosePlacement(placement, svc, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -201,4 +215,39 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 	default:
 		return svc, func() {}, nil
 	}
+}
+
+// startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
+// publishes with a plain producer of its own (its own group and instance name, as dual-write's).
+// stop lets the relay finish its batch, then shuts the producer down.
+func startOutbox(svc *order.Service, orders *store.Store, cfg config.Common, relayCfg order.RelayConfig,
+	log *slog.Logger, reg prometheus.Registerer) (placer httpapi.Placer, stop func(), err error) {
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		producer.WithGroupName(cfg.Group+"-outbox"),
+		producer.WithInstanceName(mq.InstanceName("order-outbox")),
+		producer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rocketmq producer (outbox relay): %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start rocketmq producer (outbox relay): %w", err)
+	}
+	relay, err := order.NewRelay(orders, p, log, reg, relayCfg)
+	if err != nil {
+		p.Shutdown()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relay.Run(ctx)
+	}()
+	return svc.Outbox(relay.Wake), func() {
+		cancel()
+		<-done
+		p.Shutdown()
+	}, nil
 }

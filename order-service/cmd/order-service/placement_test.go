@@ -16,7 +16,7 @@ func TestRunRejectsUnknownPlacement(t *testing.T) {
 		"PLACEMENT":        "fire-and-forget",
 	}
 	err := run(context.Background(), func(k string) string { return env[k] }, &strings.Builder{})
-	want := "PLACEMENT must be one of transactional, direct, dual-write"
+	want := "PLACEMENT must be one of transactional, direct, dual-write, outbox"
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("run = %v, want one line containing %q", err, want)
 	}

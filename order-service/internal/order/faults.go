@@ -23,8 +23,11 @@ const (
 	FaultSkipEndTransaction    = "skip-end-transaction"
 	FaultFailLocalTx           = "fail-local-tx"
 	FaultSlowLocalTx           = "slow-local-tx"
-	FaultCartFailOnce          = faults.CartFailOnce
-	FaultCartCrashAfterCommit  = faults.CartCrashAfterCommit
+	// PLACEMENT=outbox only (outbox.go): the relay dies after publishing the order's event and
+	// before deleting its outbox row.
+	FaultCrashAfterRelayPublish = "crash-after-relay-publish"
+	FaultCartFailOnce           = faults.CartFailOnce
+	FaultCartCrashAfterCommit   = faults.CartCrashAfterCommit
 )
 
 // maxSlow bounds slow-local-tx: it holds a database transaction open for that long.
@@ -43,7 +46,7 @@ func ParseFault(header string, enabled bool) (Fault, error) {
 	name, arg, hasArg := strings.Cut(header, "=")
 	switch name {
 	case FaultCrashAfterHalf, FaultCrashAfterLocalCommit, FaultSkipEndTransaction, FaultFailLocalTx,
-		FaultCartFailOnce, FaultCartCrashAfterCommit:
+		FaultCartFailOnce, FaultCartCrashAfterCommit, FaultCrashAfterRelayPublish:
 		if !hasArg {
 			return Fault{Point: name}, nil
 		}

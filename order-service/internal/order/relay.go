@@ -1,0 +1,205 @@
+package order
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"rmqtx/order-service/internal/store"
+	"rmqtx/pkg/faults"
+)
+
+// Relay publishes the outbox (outbox.go) as normal RocketMQ messages, oldest row first, and
+// deletes each row once the broker has stored its event. Every order-service instance runs one.
+//
+// One batch is one MySQL transaction: claim rows (SELECT ... FOR UPDATE SKIP LOCKED), publish
+// them, delete them, commit. The row locks are the claim: another relay skips the rows this one
+// holds, so two relays never publish the same row at once. If this relay dies anywhere before the
+// commit, its connection closes, the server rolls back, the locks go, and another relay (or this
+// one, restarted) publishes the rows again. Between publish and commit that is a duplicate; the
+// consumer's deduplication by order ID applies it once.
+//
+// Ordering: within one relay rows go out in id order, but two relays publish side by side, so
+// events of different orders may arrive in any order. Nothing here needs more: each order's event
+// stands alone.
+type Relay struct {
+	store    *store.Store
+	producer PlainProducer
+	log      *slog.Logger
+	interval time.Duration
+	batch    int
+	faults   bool
+	crash    func()
+	wake     chan struct{}
+	metrics  relayMetrics
+}
+
+// RelayConfig is what a Relay needs besides its store, producer and logger.
+type RelayConfig struct {
+	// Interval is how long an idle relay waits before looking at the outbox again
+	// (OUTBOX_POLL_INTERVAL). Rows this instance writes wake it at once; the interval bounds how
+	// long rows left by a dead instance, or by a broker outage, wait. 0 means 100 ms.
+	Interval time.Duration
+	// Batch is the most rows one transaction claims (OUTBOX_BATCH); 0 means 100.
+	Batch int
+	// Faults honours crash-after-relay-publish (FAULT_INJECTION=on).
+	Faults bool
+	// Crash is what the fault point calls; nil means faults.KillSelf.
+	Crash func()
+}
+
+// NewRelay builds a relay publishing with p; its metrics are registered on reg.
+func NewRelay(st *store.Store, p PlainProducer, log *slog.Logger, reg prometheus.Registerer, cfg RelayConfig) (*Relay, error) {
+	r := &Relay{store: st, producer: p, log: log.With("component", "outbox-relay"), interval: cfg.Interval,
+		batch: cfg.Batch, faults: cfg.Faults, crash: cfg.Crash, wake: make(chan struct{}, 1)}
+	if r.interval <= 0 {
+		r.interval = 100 * time.Millisecond
+	}
+	if r.batch <= 0 {
+		r.batch = 100
+	}
+	if r.crash == nil {
+		r.crash = faults.KillSelf
+	}
+	m, err := newRelayMetrics(reg, st)
+	if err != nil {
+		return nil, err
+	}
+	r.metrics = m
+	return r, nil
+}
+
+// Wake makes the relay look at the outbox now rather than at its next poll. It never blocks.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes the outbox until ctx ends. A batch under way when ctx ends is finished, so that
+// a graceful stop leaves no published row behind undeleted.
+func (r *Relay) Run(ctx context.Context) {
+	poll := time.NewTicker(r.interval)
+	defer poll.Stop()
+	for {
+		n, err := r.Once(context.WithoutCancel(ctx))
+		if err != nil {
+			// Typically the broker is down: the rows stay, and the next poll tries again.
+			r.log.WarnContext(ctx, "outbox batch not published; retrying at the next poll", "err", err)
+		}
+		if err == nil && n == r.batch {
+			continue // more rows are probably waiting
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// Once claims, publishes and deletes at most one batch of outbox rows, and returns how many it
+// published. Rows published before a failed send are deleted; the others stay for a later batch.
+func (r *Relay) Once(ctx context.Context) (published int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	crashAfterPublish := false
+	var sendErr error
+	err = r.store.InRelayTx(ctx, func(tx *store.Store) error {
+		rows, err := tx.ClaimOutbox(ctx, r.batch)
+		if err != nil {
+			return err
+		}
+		sent := make([]int64, 0, len(rows))
+		for _, row := range rows {
+			msg, err := relayMessage(row)
+			if err == nil {
+				_, err = r.producer.SendSync(ctx, msg)
+			}
+			if err != nil {
+				sendErr = fmt.Errorf("publish order %s: %w", row.OrderID, err)
+				break
+			}
+			sent = append(sent, row.ID)
+		}
+		published = len(sent)
+		for _, row := range rows[:len(sent)] {
+			if r.faults && row.Fault == FaultCrashAfterRelayPublish {
+				// Commit without the delete: the row stays, published; the fault fires once.
+				crashAfterPublish = true
+				return tx.ClearOutboxFault(ctx, row.ID)
+			}
+		}
+		return tx.DeleteOutbox(ctx, sent)
+	})
+	if crashAfterPublish && err == nil {
+		r.crash() // published, not deleted: the next relay publishes again, a duplicate
+	}
+	if err != nil {
+		// Published but not deleted: published again later, applied once by the consumer.
+		return 0, fmt.Errorf("outbox batch: %w", err)
+	}
+	r.metrics.published.Add(float64(published))
+	if sendErr != nil {
+		r.metrics.failures.Inc()
+	}
+	return published, sendErr
+}
+
+// relayMessage is the normal message of an outbox row: the same topic, tag, key, properties and
+// body as the half message of place.go.
+func relayMessage(row store.OutboxRow) (*primitive.Message, error) {
+	var props map[string]string
+	if err := json.Unmarshal([]byte(row.Properties), &props); err != nil {
+		return nil, fmt.Errorf("decode properties of outbox row %d: %w", row.ID, err)
+	}
+	msg := primitive.NewMessage(row.Topic, row.Body)
+	msg.WithProperties(props)
+	return msg.WithTag(row.Tag).WithKeys([]string{row.OrderID}), nil
+}
+
+// relayMetrics are the relay's Prometheus metrics.
+type relayMetrics struct {
+	published prometheus.Counter
+	failures  prometheus.Counter
+}
+
+func newRelayMetrics(reg prometheus.Registerer, st *store.Store) (relayMetrics, error) {
+	m := relayMetrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbox_published_total",
+			Help: "Outbox rows this relay published (a row published again after a crash counts again).",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbox_publish_failures_total",
+			Help: "Outbox batches that stopped at a failed send (the broker down, typically).",
+		}),
+	}
+	// The outbox's size, counted when scraped: the events owed to the broker.
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outbox_rows",
+		Help: "Rows in the outbox table when scraped: events not yet handed to the broker.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := st.OutboxSize(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	for _, c := range []prometheus.Collector{m.published, m.failures, size} {
+		if err := reg.Register(c); err != nil {
+			return relayMetrics{}, fmt.Errorf("register relay metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
