@@ -202,4 +202,3 @@ func newRelayMetrics(reg prometheus.Registerer, st *store.Store) (relayMetrics, 
 	}
 	return m, nil
 }
-
