@@ -289,7 +289,7 @@ func (p *proc) metric(t *testing.T, series string) float64 {
 }
 
 // suite is two order-service instances (one producer group) and one cart-service, each with its
-// own database, on a topic of their own.
+// own database, on a topic of their own. orderEnv adds settings of order-service (PLACEMENT=outbox).
 type suite struct {
 	orders   []*proc
 	cart     *proc
@@ -297,7 +297,7 @@ type suite struct {
 	cartsDB  *sql.DB
 }
 
-func newSuite(t *testing.T) *suite {
+func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	t.Helper()
 	ordersDSN, cartsDSN := testenv.NewDatabase(t, "e2e_orders"), testenv.NewDatabase(t, "e2e_carts")
 	common := map[string]string{
@@ -323,9 +323,14 @@ func newSuite(t *testing.T) *suite {
 	}
 	for i := range 2 {
 		// CART_URL: the web page each instance serves reaches cart-service through it.
-		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t),
-			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr,
-				"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})))
+		env := with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr,
+			"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})
+		for _, extra := range orderEnv {
+			for k, v := range extra {
+				env[k] = v
+			}
+		}
+		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t), env))
 	}
 	t.Cleanup(func() {
 		for _, p := range append(append([]*proc{}, s.orders...), s.cart) {
