@@ -3,11 +3,13 @@
 # otherwise write it, in one run on this machine:
 #
 #   A  direct         the same rows, the same code, no messaging at all: the database's ceiling
-#   B  dual-write     commit, then send a normal message: the naive way, which loses events
+#   B  save-then-send commit, then send a plain message: the naive way, which loses events
 #   C  transactional  the flow of order-service/internal/order/place.go
 #
-# A and B are benchmark-only modes of order-service (PLACEMENT=direct|dual-write,
-# order-service/internal/order/baselines.go says exactly how each one is wrong).
+# A and B are wrong ways of placing orders, kept to measure against (PLACEMENT=direct|save-then-send;
+# order-service/internal/order/wrong_send.go says exactly how each one is wrong). A wrong placement
+# starts only with FAULT_INJECTION=on, so their two cells turn it on; no request here names a fault
+# point, and the transactional cell runs with it off.
 #
 # It starts the servers of scripts/infra-up.sh, then its own processes on ports of their own, with
 # fresh databases, topic and groups, so a suite already running is not disturbed: one
@@ -64,7 +66,7 @@ host_port=${host_port%%)*}
 sql() {
   MYSQL_PWD=${user_pass#*:} mariadb --no-defaults --protocol=tcp -h"${host_port%:*}" -P"${host_port#*:}" -u"${user_pass%%:*}" -e "$1"
 }
-for db in bench_orders_direct bench_orders_dual_write bench_orders_transactional bench_carts; do
+for db in bench_orders_direct bench_orders_save_then_send bench_orders_transactional bench_carts; do
   sql "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
 done
 run_id=$(date +%s)
@@ -100,17 +102,19 @@ wait_ready() {
 
 declare -A port pid
 port[direct]=$PORT_BASE
-port[dual-write]=$((PORT_BASE + 1))
+port[save-then-send]=$((PORT_BASE + 1))
 port[transactional]=$((PORT_BASE + 2))
 port[cart]=$((PORT_BASE + 3))
 log "starting the services (topic $TOPIC, logs in $BENCH_DIR/logs)"
-for p in direct dual-write transactional; do
-  pid[$p]=$(start "order-$p" order-service "${port[$p]}" "bench_orders_${p//-/_}" "bench_pg_${p//-/_}_$run_id" PLACEMENT="$p")
+for p in direct save-then-send transactional; do
+  faults=off
+  [ "$p" = transactional ] || faults=on # a wrong placement refuses to start without it
+  pid[$p]=$(start "order-$p" order-service "${port[$p]}" "bench_orders_${p//-/_}" "bench_pg_${p//-/_}_$run_id" PLACEMENT="$p" FAULT_INJECTION="$faults")
   pids+=("${pid[$p]}")
 done
 pid[cart]=$(start cart cart-service "${port[cart]}" bench_carts "bench_cg_$run_id")
 pids+=("${pid[cart]}")
-for p in direct dual-write transactional cart; do
+for p in direct save-then-send transactional cart; do
   wait_ready "$p" "${port[$p]}" "${pid[$p]}"
 done
 
@@ -140,13 +144,13 @@ started=$SECONDS
 # Interleaved by concurrency, so that a drift of the machine during the run (the broker's page
 # cache, MariaDB's buffer pool) affects the three placements alike.
 for c in $CLIENTS; do
-  for p in direct dual-write transactional; do
+  for p in direct save-then-send transactional; do
     log "$p, $c clients"
     cell "$p" -concurrency "$c" -label "$p c=$c"
   done
 done
 rate=$("$BENCH_DIR/bin/benchtable" -half-rate "$results")
-for p in dual-write transactional; do
+for p in save-then-send transactional; do
   log "$p, $rate orders/s offered"
   cell "$p" -rate "$rate" -concurrency 256 -label "$p rate"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Stops exactly what scripts/infra-up.sh started, by the process ids it recorded: Broker first (so
-# it can flush), then NameServer, then MariaDB. Servers that infra-up.sh found already running and
+# Stops exactly what scripts/infra-up.sh started, by the process ids it recorded: brokers first (so
+# they can flush), then NameServers, then MariaDB. Servers that infra-up.sh found already running and
 # re-used are left alone.
 #
 #   scripts/infra-down.sh          stop, keep data (next infra-up.sh starts where this left off)
@@ -33,11 +33,14 @@ stop() {
   rm -f "$pidfile"
 }
 
+# broker-b and the second NameServer exist only in a cluster (BROKERS=2 scripts/infra-up.sh).
+stop broker-b "$INFRA_DIR/broker-b/broker.pid"
 stop broker "$INFRA_DIR/broker/broker.pid"
+stop namesrv-2 "$INFRA_DIR/namesrv-2/namesrv.pid"
 stop namesrv "$INFRA_DIR/namesrv/namesrv.pid"
 stop mariadb "$INFRA_DIR/mariadb/mariadbd.pid"
 
 if [ "$wipe" = yes ] && [ -d "$INFRA_DIR" ]; then
   echo "infra-down: wiping data under $INFRA_DIR (keeping the jar cache)" >&2
-  rm -rf "$INFRA_DIR/broker" "$INFRA_DIR/namesrv" "$INFRA_DIR/mariadb" "$INFRA_DIR/env" "$INFRA_DIR"/*.log
+  rm -rf "$INFRA_DIR/broker" "$INFRA_DIR/broker-b" "$INFRA_DIR/namesrv" "$INFRA_DIR/namesrv-2" "$INFRA_DIR/mariadb" "$INFRA_DIR/env" "$INFRA_DIR"/*.log
 fi

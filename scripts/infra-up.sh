@@ -7,6 +7,10 @@
 #   RocketMQ Broker     127.0.0.1:$BROKER_PORT   (config: scripts/rocketmq/broker.local.conf)
 #                       and its fast port ($BROKER_PORT - 2) and HA port ($BROKER_PORT + 1)
 #
+# With BROKERS=2, a cluster: a second NameServer on 127.0.0.1:$NAMESRV2_PORT and a second broker
+# group, broker-b, on 127.0.0.1:$BROKER2_PORT (fast and HA ports likewise), both brokers in one
+# cluster and registered with both NameServers; $INFRA_DIR/env then lists both NameServers.
+#
 # Installs what is missing first (MariaDB, a JDK and Maven from Debian's packages; the RocketMQ jars
 # from Maven Central, cached under $INFRA_DIR/rocketmq-lib). Safe to run twice: a server that is
 # already up is re-used. Writes $INFRA_DIR/env with the addresses, for scripts and tests to source.
@@ -14,6 +18,7 @@
 # Environment (all optional):
 #   INFRA_DIR     data, logs and pid files           (default: <repo>/.infra)
 #   MYSQL_PORT    (3306)   NAMESRV_PORT (9876)   BROKER_PORT (10911)
+#   BROKERS       (1)      2 for the cluster: NAMESRV2_PORT (9877)   BROKER2_PORT (10921)
 #   MYSQL_USER    (rmqtx)  MYSQL_PASSWORD (rmqtx)
 #   JAVA_HOME     the JDK to run RocketMQ with       (default: Debian's OpenJDK 17)
 #   JAR_CACHE     where the RocketMQ jars are cached  (default: $INFRA_DIR)
@@ -24,6 +29,10 @@ INFRA_DIR=${INFRA_DIR:-$ROOT/.infra}
 MYSQL_PORT=${MYSQL_PORT:-3306}
 NAMESRV_PORT=${NAMESRV_PORT:-9876}
 BROKER_PORT=${BROKER_PORT:-10911}
+BROKERS=${BROKERS:-1}
+NAMESRV2_PORT=${NAMESRV2_PORT:-9877}
+BROKER2_PORT=${BROKER2_PORT:-10921}
+case "$BROKERS" in 1 | 2) ;; *) echo "infra-up: BROKERS must be 1 or 2, got $BROKERS" >&2; exit 2 ;; esac
 MYSQL_USER=${MYSQL_USER:-rmqtx}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-rmqtx}
 ROCKETMQ_VERSION=$(sed -n 's:.*<rocketmq.version>\(.*\)</rocketmq.version>.*:\1:p' "$ROOT/scripts/rocketmq/pom.xml")
@@ -164,61 +173,83 @@ wait_for_line() {
 }
 
 # --- NameServer ----------------------------------------------------------------------------------
-NS="$INFRA_DIR/namesrv"
-NS_PID="$NS/namesrv.pid"
-if alive "$NS_PID"; then
-  log "NameServer already running (pid $(cat "$NS_PID"))"
-elif port_open "$NAMESRV_PORT"; then
-  log "re-using the NameServer already listening on $NAMESRV_PORT"
-else
-  mkdir -p "$NS"
-  printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$NAMESRV_PORT" >"$NS/namesrv.conf"
-  : >"$NS/stdout.log"
-  log "starting RocketMQ NameServer on 127.0.0.1:$NAMESRV_PORT"
-  rmq_java "$NS" rmq.namesrv.logback.xml '-Xms128m -Xmx256m' "$LIB/*" \
-    org.apache.rocketmq.namesrv.NamesrvStartup -c "$NS/namesrv.conf" </dev/null >>"$NS/stdout.log" 2>&1 &
-  echo $! >"$NS_PID"
-  wait_for_line namesrv "$NS_PID" "$NS/stdout.log" "The Name Server boot success" 90
-fi
-log "NameServer ready"
+start_namesrv() {
+  # start_namesrv <dir> <port>
+  local NS=$1 port=$2
+  local NS_PID="$NS/namesrv.pid"
+  if alive "$NS_PID"; then
+    log "NameServer already running on $port (pid $(cat "$NS_PID"))"
+  elif port_open "$port"; then
+    log "re-using the NameServer already listening on $port"
+  else
+    mkdir -p "$NS"
+    printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$port" >"$NS/namesrv.conf"
+    : >"$NS/stdout.log"
+    log "starting RocketMQ NameServer on 127.0.0.1:$port"
+    rmq_java "$NS" rmq.namesrv.logback.xml '-Xms128m -Xmx256m' "$LIB/*" \
+      org.apache.rocketmq.namesrv.NamesrvStartup -c "$NS/namesrv.conf" </dev/null >>"$NS/stdout.log" 2>&1 &
+    echo $! >"$NS_PID"
+    wait_for_line namesrv "$NS_PID" "$NS/stdout.log" "The Name Server boot success" 90
+  fi
+  log "NameServer ready on $port"
+}
 
 # --- Broker --------------------------------------------------------------------------------------
-BR="$INFRA_DIR/broker"
-BR_PID="$BR/broker.pid"
-if alive "$BR_PID"; then
-  log "Broker already running (pid $(cat "$BR_PID"))"
-elif port_open "$BROKER_PORT"; then
-  log "re-using the Broker already listening on $BROKER_PORT"
-else
-  mkdir -p "$BR/store"
-  {
-    cat "$ROOT/scripts/rocketmq/broker.local.conf"
-    printf '\nnamesrvAddr=127.0.0.1:%s\nlistenPort=%s\nstorePathRootDir=%s\n' \
-      "$NAMESRV_PORT" "$BROKER_PORT" "$BR/store"
-  } >"$BR/broker.conf"
-  : >"$BR/stdout.log"
-  # The HA (replication) port listens on every interface in RocketMQ and no setting changes that;
-  # scripts/rocketmq/LoopbackHAService.java is the default HA service bound to loopback, and the
-  # broker loads it through its ServiceProvider file.
-  plugin="$BR/plugin"
-  rm -rf "$plugin"
-  mkdir -p "$plugin/META-INF/service"
-  [ -x "$JAVA_HOME/bin/javac" ] || fail broker "no javac at $JAVA_HOME/bin/javac (set JAVA_HOME to a JDK)"
-  "$JAVA_HOME/bin/javac" -nowarn -cp "$LIB/*" -d "$plugin" "$ROOT/scripts/rocketmq/LoopbackHAService.java" \
-    >"$BR/javac.log" 2>&1 || fail broker "could not compile LoopbackHAService.java" "$BR/javac.log"
-  echo rmqtx.rocketmq.LoopbackHAService >"$plugin/META-INF/service/org.apache.rocketmq.store.ha.HAService"
-  log "starting RocketMQ Broker on 127.0.0.1:$BROKER_PORT"
-  rmq_java "$BR" rmq.broker.logback.xml '-Xms256m -Xmx512m -Xmn128m -XX:MaxDirectMemorySize=512m' "$plugin:$LIB/*" \
-    org.apache.rocketmq.broker.BrokerStartup -c "$BR/broker.conf" </dev/null >>"$BR/stdout.log" 2>&1 &
-  echo $! >"$BR_PID"
-  wait_for_line broker "$BR_PID" "$BR/stdout.log" "boot success" 120
+start_broker() {
+  # start_broker <dir> <broker name> <port> <name server list host:port;host:port>
+  local BR=$1 name=$2 port=$3 namesrv=$4
+  local BR_PID="$BR/broker.pid"
+  if alive "$BR_PID"; then
+    log "Broker $name already running on $port (pid $(cat "$BR_PID"))"
+  elif port_open "$port"; then
+    log "re-using the Broker already listening on $port"
+  else
+    mkdir -p "$BR/store"
+    {
+      cat "$ROOT/scripts/rocketmq/broker.local.conf"
+      # Later keys win: the broker group's name replaces the file's broker-a.
+      printf '\nbrokerName=%s\nnamesrvAddr=%s\nlistenPort=%s\nstorePathRootDir=%s\n' \
+        "$name" "$namesrv" "$port" "$BR/store"
+    } >"$BR/broker.conf"
+    : >"$BR/stdout.log"
+    # The HA (replication) port listens on every interface in RocketMQ and no setting changes that;
+    # scripts/rocketmq/LoopbackHAService.java is the default HA service bound to loopback, and the
+    # broker loads it through its ServiceProvider file.
+    local plugin="$BR/plugin"
+    rm -rf "$plugin"
+    mkdir -p "$plugin/META-INF/service"
+    [ -x "$JAVA_HOME/bin/javac" ] || fail broker "no javac at $JAVA_HOME/bin/javac (set JAVA_HOME to a JDK)"
+    "$JAVA_HOME/bin/javac" -nowarn -cp "$LIB/*" -d "$plugin" "$ROOT/scripts/rocketmq/LoopbackHAService.java" \
+      >"$BR/javac.log" 2>&1 || fail broker "could not compile LoopbackHAService.java" "$BR/javac.log"
+    echo rmqtx.rocketmq.LoopbackHAService >"$plugin/META-INF/service/org.apache.rocketmq.store.ha.HAService"
+    log "starting RocketMQ Broker $name on 127.0.0.1:$port"
+    rmq_java "$BR" rmq.broker.logback.xml '-Xms256m -Xmx512m -Xmn128m -XX:MaxDirectMemorySize=512m' "$plugin:$LIB/*" \
+      org.apache.rocketmq.broker.BrokerStartup -c "$BR/broker.conf" </dev/null >>"$BR/stdout.log" 2>&1 &
+    echo $! >"$BR_PID"
+    wait_for_line broker "$BR_PID" "$BR/stdout.log" "boot success" 120
+  fi
+  log "Broker $name ready on $port"
+}
+
+# One NameServer and one broker group by default; BROKERS=2 adds a second NameServer and a second
+# broker group, broker-b, in the same cluster (brokerClusterName of broker.local.conf). Every broker
+# registers with every NameServer, so either NameServer alone knows the whole cluster.
+NAMESRV_LIST="127.0.0.1:$NAMESRV_PORT"
+BROKER_LIST="127.0.0.1:$BROKER_PORT"
+if [ "$BROKERS" = 2 ]; then
+  NAMESRV_LIST="$NAMESRV_LIST;127.0.0.1:$NAMESRV2_PORT"
+  BROKER_LIST="$BROKER_LIST;127.0.0.1:$BROKER2_PORT"
 fi
-log "Broker ready"
+start_namesrv "$INFRA_DIR/namesrv" "$NAMESRV_PORT"
+if [ "$BROKERS" = 2 ]; then start_namesrv "$INFRA_DIR/namesrv-2" "$NAMESRV2_PORT"; fi
+start_broker "$INFRA_DIR/broker" broker-a "$BROKER_PORT" "$NAMESRV_LIST"
+if [ "$BROKERS" = 2 ]; then start_broker "$INFRA_DIR/broker-b" broker-b "$BROKER2_PORT" "$NAMESRV_LIST"; fi
 
 # --- what the tests and scripts read -------------------------------------------------------------
 cat >"$INFRA_DIR/env" <<EOF
 export TEST_MYSQL_DSN='$MYSQL_USER:$MYSQL_PASSWORD@tcp(127.0.0.1:$MYSQL_PORT)/'
-export TEST_ROCKETMQ_NAMESRV='127.0.0.1:$NAMESRV_PORT'
+export TEST_ROCKETMQ_NAMESRV='$NAMESRV_LIST'
 export TEST_ROCKETMQ_BROKER='127.0.0.1:$BROKER_PORT'
+export TEST_ROCKETMQ_BROKERS='$BROKER_LIST'
 EOF
 log "all servers ready; addresses in $INFRA_DIR/env"

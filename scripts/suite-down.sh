@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUITE_DIR=${SUITE_DIR:-$ROOT/.infra/suite}
 
-for name in order-service-1 order-service-2 cart-service; do
+for name in order-service-1 order-service-2 cart-service cart-service-2; do
   pidfile="$SUITE_DIR/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole suite locally, without Docker: the servers of scripts/infra-up.sh, then two
-# order-service instances (one producer group) and one cart-service as plain processes, the same
-# layout as docker-compose.yml. Safe to run again: it (re)starts only what is not running, which
-# is also how the scenario scripts bring back a service they crashed.
+# order-service instances (one producer group) and one cart-service (or two, CARTS=2, in one
+# consumer group) as plain processes, the same layout as docker-compose.yml. Safe to run again: it
+# (re)starts only what is not running, which is also how the scenario scripts bring back a service
+# they crashed.
 #
 #   scripts/suite-up.sh && scripts/demo.sh && scripts/scenarios/skip-end-transaction.sh
 #   scripts/suite-down.sh
@@ -10,10 +11,20 @@
 # Environment (all optional):
 #   SUITE_DIR       binaries, logs, pid files          (default: <repo>/.infra/suite)
 #   ORDER_ADDR_1    (127.0.0.1:8081)  ORDER_ADDR_2 (127.0.0.1:8083)  CART_ADDR (127.0.0.1:8082)
+#   CARTS           (1) 2 runs a second cart-service, in the same consumer group, on CART_ADDR_2
+#                   (127.0.0.1:8084): the topic's queues are shared between the two
+#   BROKERS         (1) 2 runs the servers as a cluster (see infra-up.sh); the services then get
+#                   both NameServers and both brokers unless ROCKETMQ_NAMESRV/ROCKETMQ_BROKER_ADDR say
 #   ORDERS_DSN      (rmqtx:rmqtx@tcp(127.0.0.1:3306)/orders)
 #   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
 #   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
 #   TIMELINE        (on: record each order's steps for the web page; off to measure their cost)
+#   PLACEMENT       (transactional) how both order-service instances place orders; any other value
+#                   is a wrong way on purpose (order-service/internal/order/wrong.go) and needs
+#                   FAULT_INJECTION=on. An instance already running keeps its placement: the
+#                   scenarios under scenarios/wrong/ stop both instances first.
+#   CONSUMER        (correct: cart-service's consumer; the others are wrong on purpose, for
+#                   scripts/scenarios/wrong/, and need FAULT_INJECTION=on)
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL
 set -euo pipefail
 
@@ -22,6 +33,13 @@ SUITE_DIR=${SUITE_DIR:-$ROOT/.infra/suite}
 ORDER_ADDR_1=${ORDER_ADDR_1:-127.0.0.1:8081}
 ORDER_ADDR_2=${ORDER_ADDR_2:-127.0.0.1:8083}
 CART_ADDR=${CART_ADDR:-127.0.0.1:8082}
+CART_ADDR_2=${CART_ADDR_2:-127.0.0.1:8084}
+CARTS=${CARTS:-1}
+case "$CARTS" in 1 | 2) ;; *) echo "suite-up: CARTS must be 1 or 2, got $CARTS" >&2; exit 2 ;; esac
+if [ "${BROKERS:-1}" = 2 ]; then
+  ROCKETMQ_NAMESRV=${ROCKETMQ_NAMESRV:-127.0.0.1:${NAMESRV_PORT:-9876};127.0.0.1:${NAMESRV2_PORT:-9877}}
+  ROCKETMQ_BROKER_ADDR=${ROCKETMQ_BROKER_ADDR:-127.0.0.1:${BROKER_PORT:-10911};127.0.0.1:${BROKER2_PORT:-10921}}
+fi
 ORDERS_DSN=${ORDERS_DSN:-rmqtx:rmqtx@tcp(127.0.0.1:3306)/orders}
 CARTS_DSN=${CARTS_DSN:-rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts}
 
@@ -51,7 +69,7 @@ start() {
     sleep 0.2
   done
   log "starting $name on $addr (log: $logfile)"
-  HTTP_ADDR=$addr MYSQL_DSN=$dsn ROCKETMQ_GROUP=$group \
+  HTTP_ADDR=$addr MYSQL_DSN=$dsn ROCKETMQ_GROUP=$group PLACEMENT=${PLACEMENT:-transactional} \
     ROCKETMQ_NAMESRV=${ROCKETMQ_NAMESRV:-127.0.0.1:9876} \
     ROCKETMQ_BROKER_ADDR=${ROCKETMQ_BROKER_ADDR:-127.0.0.1:10911} \
     ROCKETMQ_TOPIC=${ROCKETMQ_TOPIC:-} LOG_LEVEL=${LOG_LEVEL:-info} \
@@ -63,9 +81,14 @@ start() {
 # CART_URL: the web page each order-service serves reaches cart-service through it.
 INSTANCE_NAME=order-service-1 CART_URL=http://$CART_ADDR start order-service-1 order-service "$ORDER_ADDR_1" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
 INSTANCE_NAME=order-service-2 CART_URL=http://$CART_ADDR start order-service-2 order-service "$ORDER_ADDR_2" "$ORDERS_DSN" "${ORDER_GROUP:-order-service}"
-start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+CONSUMER=${CONSUMER:-correct} start cart-service cart-service "$CART_ADDR" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+services=(order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR")
+if [ "$CARTS" = 2 ]; then
+  CONSUMER=${CONSUMER:-correct} start cart-service-2 cart-service "$CART_ADDR_2" "$CARTS_DSN" "${CART_GROUP:-cart-service}"
+  services+=(cart-service-2="$CART_ADDR_2")
+fi
 
-for pair in order-service-1="$ORDER_ADDR_1" order-service-2="$ORDER_ADDR_2" cart-service="$CART_ADDR"; do
+for pair in "${services[@]}"; do
   name=${pair%%=*} addr=${pair#*=}
   for _ in $(seq 1 240); do
     curl -fsS -o /dev/null "http://$addr/readyz" 2>/dev/null && break

@@ -52,7 +52,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start <name> <binary> <port> <database> <group> <timeline>: prints the pid.
+# start <name> <binary> <port> <database> <group> <timeline>: prints the pid. Only the
+# transactional placement runs here, so fault injection stays off (a wrong PLACEMENT, as in
+# scripts/bench.sh, would need FAULT_INJECTION=on to start).
 start() {
   env HTTP_ADDR="127.0.0.1:$3" MYSQL_DSN="${MYSQL_BASE}$4" ROCKETMQ_NAMESRV="$TEST_ROCKETMQ_NAMESRV" \
     ROCKETMQ_BROKER_ADDR="$TEST_ROCKETMQ_BROKER" ROCKETMQ_TOPIC="tlcost_${6}_$run_id" ROCKETMQ_GROUP="$5" \

@@ -20,14 +20,21 @@ type Common struct {
 	HTTPAddr string     // HTTP_ADDR, e.g. ":8081"
 	MySQLDSN string     // MYSQL_DSN, go-sql-driver form; the database must exist
 	Namesrv  []string   // ROCKETMQ_NAMESRV, "host:port" or several separated by ';'
-	Broker   string     // ROCKETMQ_BROKER_ADDR, optional: where to create the topic if missing
+	Broker   string     // ROCKETMQ_BROKER_ADDR, optional: where to create the topic if missing ("host:port", or every broker group's master separated by ';')
 	Topic    string     // ROCKETMQ_TOPIC
 	Group    string     // ROCKETMQ_GROUP: the producer group (order) or consumer group (cart)
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 	Faults   bool       // FAULT_INJECTION: "on" honours fault requests; anything but on/off is an error
 	Pprof    bool       // PPROF: "on" serves net/http/pprof under /debug/pprof/ (off by default)
 	Timeline bool       // TIMELINE: "on" (the default) records each order's steps for its timeline
+
+	// TIMELINE_RETENTION: how long timeline steps (and cart-service's rejected messages) are
+	// kept before the background purge deletes them; 7 days by default.
+	TimelineRetention time.Duration
 }
+
+// DefaultTimelineRetention is TIMELINE_RETENTION when unset.
+const DefaultTimelineRetention = 7 * 24 * time.Hour
 
 // Env reads settings from a getenv function (os.Getenv in main, a map in tests) and remembers
 // the first error, so callers read everything and check once.
@@ -74,6 +81,48 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		e.fail(name, "must be a positive duration such as 5s, got %q", v)
+		return def
+	}
+	return d
+}
+
+// DurationUpTo parses a Go duration from 0 ("0" is allowed) to hi.
+func (e *Env) DurationUpTo(name string, def, hi time.Duration) time.Duration {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > hi {
+		e.fail(name, "must be a duration from 0 to %v such as 2ms, got %q", hi, v)
+		return def
+	}
+	return d
+}
+
+// Retention parses a whole number of days ("7d") or a Go duration ("36h"), at least a minute:
+// a shorter one would purge the steps of orders people are still watching.
+func (e *Env) Retention(name string, def time.Duration) time.Duration {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	var (
+		d   time.Duration
+		err error
+	)
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		var n int
+		n, err = strconv.Atoi(days)
+		if n > 365*100 {
+			err = fmt.Errorf("too long")
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(v)
+	}
+	if err != nil || d < time.Minute {
+		e.fail(name, "must be a number of days such as 7d, or a duration of at least 1m such as 36h, got %q", v)
 		return def
 	}
 	return d
@@ -150,9 +199,11 @@ func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 			c.Namesrv = append(c.Namesrv, strings.TrimSpace(addr))
 		}
 	}
-	if c.Broker != "" {
-		if _, _, err := net.SplitHostPort(c.Broker); err != nil {
-			e.fail("ROCKETMQ_BROKER_ADDR", "must be host:port, got %q", c.Broker)
+	// One broker, or in a cluster the master of every broker group: the topic is created on each.
+	for _, addr := range strings.FieldsFunc(c.Broker, func(r rune) bool { return r == ';' || r == ',' }) {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+			e.fail("ROCKETMQ_BROKER_ADDR", "must be host:port[;host:port...], got %q", c.Broker)
+			break
 		}
 	}
 	switch lv := strings.ToLower(e.String("LOG_LEVEL", "info")); lv {
@@ -179,5 +230,6 @@ func (e *Env) Common(defaultAddr, defaultTopic, defaultGroup string) Common {
 	// The timeline is how people watch the technique work, so it is on; off exists to measure
 	// what recording costs, and changes nothing else.
 	c.Timeline = e.OneOf("TIMELINE", "on", "on", "off") == "on"
+	c.TimelineRetention = e.Retention("TIMELINE_RETENTION", DefaultTimelineRetention)
 	return c
 }

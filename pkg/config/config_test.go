@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -26,9 +27,28 @@ func TestCommonDefaults(t *testing.T) {
 	want := Common{
 		HTTPAddr: ":8081", MySQLDSN: "u:p@tcp(127.0.0.1:3306)/orders", Namesrv: []string{"127.0.0.1:9876"},
 		Topic: "order-events", Group: "g", LogLevel: slog.LevelInfo, Timeline: true,
+		TimelineRetention: 7 * 24 * time.Hour,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("config (-want +got):\n%s", d)
+	}
+}
+
+// A cluster: every NameServer, and every broker group's master to create the topic on.
+func TestCommonCluster(t *testing.T) {
+	m := valid()
+	m["ROCKETMQ_NAMESRV"] = "127.0.0.1:9876;127.0.0.1:9877"
+	m["ROCKETMQ_BROKER_ADDR"] = "127.0.0.1:10911;127.0.0.1:10921"
+	e := NewEnv(env(m))
+	got := e.Common(":8081", "t", "g")
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"127.0.0.1:9876", "127.0.0.1:9877"}, got.Namesrv); d != "" {
+		t.Errorf("Namesrv (-want +got):\n%s", d)
+	}
+	if got.Broker != "127.0.0.1:10911;127.0.0.1:10921" {
+		t.Errorf("Broker = %q", got.Broker)
 	}
 }
 
@@ -45,6 +65,8 @@ func TestCommonErrorsNameTheSetting(t *testing.T) {
 		{"bad level", "LOG_LEVEL", "loud", "LOG_LEVEL must be"},
 		{"bad fault flag", "FAULT_INJECTION", "yes", "FAULT_INJECTION must be on or off"},
 		{"bad broker", "ROCKETMQ_BROKER_ADDR", "broker", "ROCKETMQ_BROKER_ADDR must be host:port"},
+		{"bad second broker", "ROCKETMQ_BROKER_ADDR", "127.0.0.1:10911;broker-b", "ROCKETMQ_BROKER_ADDR must be host:port"},
+		{"bad retention", "TIMELINE_RETENTION", "a week", "TIMELINE_RETENTION must be a number of days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +106,62 @@ func TestDurationAndInt(t *testing.T) {
 	}
 }
 
+func TestDurationUpTo(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 7 * time.Millisecond, false},
+		{"0", 0, false},
+		{"2ms", 2 * time.Millisecond, false},
+		{"1s", time.Second, false},
+		{"1.5s", 7 * time.Millisecond, true},
+		{"-1ms", 7 * time.Millisecond, true},
+		{"soon", 7 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		e := NewEnv(env(map[string]string{"ADMISSION_WAIT": tt.value}))
+		got := e.DurationUpTo("ADMISSION_WAIT", 7*time.Millisecond, time.Second)
+		if got != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("ADMISSION_WAIT=%q: got %v, err %v; want %v, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
+		}
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "ADMISSION_WAIT must be a duration from 0 to 1s") {
+			t.Errorf("error %q does not name the setting and its range", e.Err())
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 7 * 24 * time.Hour, false},
+		{"7d", 7 * 24 * time.Hour, false},
+		{"1d", 24 * time.Hour, false},
+		{"36h", 36 * time.Hour, false},
+		{"1m", time.Minute, false},
+		{"30s", 7 * 24 * time.Hour, true},
+		{"0d", 7 * 24 * time.Hour, true},
+		{"-1d", 7 * 24 * time.Hour, true},
+		{"d", 7 * 24 * time.Hour, true},
+		{"1.5d", 7 * 24 * time.Hour, true},
+		{"99999999d", 7 * 24 * time.Hour, true},
+		{"week", 7 * 24 * time.Hour, true},
+	}
+	for _, tt := range tests {
+		m := valid()
+		m["TIMELINE_RETENTION"] = tt.value
+		e := NewEnv(env(m))
+		got := e.Common(":1", "t", "g").TimelineRetention
+		if got != tt.want || (e.Err() != nil) != tt.wantErr {
+			t.Errorf("TIMELINE_RETENTION=%q: got %v, err %v; want %v, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
+		}
+	}
+}
+
 func TestOneOf(t *testing.T) {
 	tests := []struct {
 		value, want string
@@ -91,16 +169,16 @@ func TestOneOf(t *testing.T) {
 	}{
 		{"", "transactional", false},
 		{"direct", "direct", false},
-		{"Dual-Write", "dual-write", false},
+		{"Save-Then-Send", "save-then-send", false},
 		{"sideways", "transactional", true},
 	}
 	for _, tt := range tests {
 		e := NewEnv(env(map[string]string{"PLACEMENT": tt.value}))
-		got := e.OneOf("PLACEMENT", "transactional", "transactional", "direct", "dual-write")
+		got := e.OneOf("PLACEMENT", "transactional", "transactional", "direct", "save-then-send")
 		if got != tt.want || (e.Err() != nil) != tt.wantErr {
 			t.Errorf("PLACEMENT=%q: got %q, err %v; want %q, error %v", tt.value, got, e.Err(), tt.want, tt.wantErr)
 		}
-		if tt.wantErr && !strings.Contains(e.Err().Error(), "PLACEMENT must be one of transactional, direct, dual-write") {
+		if tt.wantErr && !strings.Contains(e.Err().Error(), "PLACEMENT must be one of transactional, direct, save-then-send") {
 			t.Errorf("error %q does not name the setting and its values", e.Err())
 		}
 	}

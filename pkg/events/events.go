@@ -36,8 +36,9 @@ const (
 )
 
 // OrderCreated is published, through a RocketMQ transactional message, once an order is durable
-// in the orders database. Its OrderID is the consumer's deduplication key: it is stable across
-// broker redeliveries and check-back re-puts, unlike the broker's message ID.
+// in the orders database. Its OrderID is the consumer's deduplication key: it is the same in every
+// message about the order, including one published again as a new message, which the broker's
+// message ID is not.
 type OrderCreated struct {
 	Version    int       `json:"version"`
 	OrderID    string    `json:"order_id"`

@@ -16,10 +16,17 @@ const (
 	// CartCrashAfterCommit kills cart-service after the cart commit and before the
 	// acknowledgement, on the delivery that applied the order.
 	CartCrashAfterCommit = "cart-crash-after-commit"
+	// CartCrashBeforeApply kills cart-service after it has received the message and before the
+	// cart transaction, once per order. The right consumer has not acknowledged yet, so the broker
+	// delivers the message again after the restart; a consumer that acknowledged first
+	// (CONSUMER=ack-before-commit) has lost it.
+	CartCrashBeforeApply = "cart-crash-before-apply"
 )
 
 // IsCart reports whether point is one of the cart-side points above.
-func IsCart(point string) bool { return point == CartFailOnce || point == CartCrashAfterCommit }
+func IsCart(point string) bool {
+	return point == CartFailOnce || point == CartCrashAfterCommit || point == CartCrashBeforeApply
+}
 
 // KillSelf ends the process the way kill -9 does: no deferred calls, no flush, no answer to the
 // broker, no acknowledgement. A crash fault point must behave exactly like that, or it would show

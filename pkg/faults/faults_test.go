@@ -6,6 +6,7 @@ func TestIsCart(t *testing.T) {
 	tests := map[string]bool{
 		CartFailOnce:               true,
 		CartCrashAfterCommit:       true,
+		CartCrashBeforeApply:       true,
 		"cart-something-else":      false, // cart-service would ignore it: not a cart point
 		"crash-after-local-commit": false,
 		"":                         false,

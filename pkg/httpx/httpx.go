@@ -1,6 +1,6 @@
 // Package httpx is the HTTP plumbing both services share: JSON in and out, the error envelope of
-// docs/design.md ({"error":{"code","message","fields"}}), request IDs and access logs, health and
-// readiness handlers, and a server that shuts down gracefully.
+// docs/design.md ({"error":{"code","message","fields","order_id"}}), request IDs and access logs,
+// health and readiness handlers, and a server that shuts down gracefully.
 package httpx
 
 import (
@@ -28,6 +28,10 @@ type Error struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	// OrderID names the order an answer is about when the request got as far as making one
+	// (order-service's 500 order_not_placed and 503 broker_unavailable), so its timeline can be
+	// looked up.
+	OrderID string `json:"order_id,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -129,14 +133,20 @@ func Middleware(log *slog.Logger) []func(http.Handler) http.Handler {
 	}
 }
 
+// quietKey marks a request whose access-log line is left out: a refusal for overload (admission.go),
+// which the Admission logs once a second, counted, instead.
+type quietKey struct{}
+
 func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			quiet := new(bool)
+			r = r.WithContext(context.WithValue(r.Context(), quietKey{}, quiet))
 			next.ServeHTTP(ww, r)
-			// Probes and scrapes would drown the log.
-			if strings.HasPrefix(r.URL.Path, "/healthz") || strings.HasPrefix(r.URL.Path, "/readyz") || r.URL.Path == "/metrics" {
+			// Probes and scrapes would drown the log; so would refusals under a flood.
+			if *quiet || strings.HasPrefix(r.URL.Path, "/healthz") || strings.HasPrefix(r.URL.Path, "/readyz") || r.URL.Path == "/metrics" {
 				return
 			}
 			log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),

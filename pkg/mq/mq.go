@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,8 @@ func InstanceName(prefix string) string {
 
 // Admin checks and creates topics and answers readiness probes.
 type Admin struct {
-	adm admin.Admin
+	adm     admin.Admin
+	namesrv []string
 }
 
 // NewAdmin connects an admin client to the name servers.
@@ -44,7 +46,7 @@ func NewAdmin(namesrv []string) (*Admin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq admin: %w", err)
 	}
-	return &Admin{adm: adm}, nil
+	return &Admin{adm: adm, namesrv: namesrv}, nil
 }
 
 // Close releases the admin client.
@@ -66,14 +68,93 @@ func (a *Admin) Ping(ctx context.Context, topic string) error {
 // ErrNoTopic means the topic does not exist and the service was not told where to create it.
 var ErrNoTopic = errors.New("topic does not exist")
 
+// Brokers splits ROCKETMQ_BROKER_ADDR: one broker address, or in a cluster the master of every
+// broker group, separated by ';' (or ',').
+func Brokers(list string) []string {
+	var out []string
+	for _, a := range strings.FieldsFunc(list, func(r rune) bool { return r == ';' || r == ',' }) {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// routeBrokers asks a name server which broker groups serve topic (with writable queues and a live
+// master). The admin client caches the routes it has seen, so each question takes a fresh one.
+func (a *Admin) routeBrokers(topic string) (int, error) {
+	adm, err := admin.NewAdmin(admin.WithResolver(Resolver(a.namesrv)))
+	if err != nil {
+		return 0, fmt.Errorf("rocketmq admin: %w", err)
+	}
+	defer adm.Close()
+	mqs, err := adm.FetchPublishMessageQueues(context.Background(), topic)
+	if err != nil {
+		return 0, fmt.Errorf("route of topic %s: %w", topic, err)
+	}
+	groups := map[string]bool{}
+	for _, q := range mqs {
+		groups[q.BrokerName] = true
+	}
+	return len(groups), nil
+}
+
 // EnsureTopic waits (bounded by ctx) until the name server knows a route for topic. While the
-// topic is missing and broker is set, it keeps trying to create it there with the given number of
+// topic is missing and brokers is set, it keeps trying to create it there with the given number of
 // queues: at start-up the broker may still be booting, as MySQL may be.
+//
+// brokers is one address, or in a cluster the master of every broker group (see Brokers): the
+// topic must then exist on each of them with the same queue count, or producers and consumers would
+// see only part of the cluster. EnsureTopic returns once the route names as many broker groups as
+// there are brokers that answered the creation: a broker that is down at that moment does not hold
+// the service's start up; it keeps its topics in its store and serves them again when it returns.
 //
 // A push consumer refuses to start on a missing topic, and a transactional producer cannot
 // receive check-backs from a broker that has not seen its heartbeat, which it only sends to brokers
 // whose routes it knows: so both services settle the topic before anything else touches it.
-func (a *Admin) EnsureTopic(ctx context.Context, topic, broker string, queues int) error {
+func (a *Admin) EnsureTopic(ctx context.Context, topic, brokers string, queues int) error {
+	addrs := Brokers(brokers)
+	if len(addrs) <= 1 {
+		return a.ensureTopicOn(ctx, topic, brokers, queues)
+	}
+	for {
+		groups, err := a.routeBrokers(topic)
+		if err == nil && groups >= len(addrs) {
+			return nil
+		}
+		// CreateTopic ignores the broker's answer (and is harmless on a topic that exists), so
+		// success is only known once the route shows up, on a later turn of this loop.
+		answered := 0
+		var cerr error
+		for _, b := range addrs {
+			if e := a.adm.CreateTopic(ctx, admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(b),
+				admin.WithReadQueueNums(queues), admin.WithWriteQueueNums(queues)); e != nil {
+				cerr = fmt.Errorf("create topic %s on %s: %w", topic, b, e)
+				continue
+			}
+			answered++
+		}
+		if answered > 0 {
+			if groups, err = a.routeBrokers(topic); err == nil && groups >= answered {
+				return nil
+			}
+		}
+		if err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = fmt.Errorf("route of topic %s: %d of %d broker groups", topic, groups, len(addrs))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not available on every broker: %w", topic, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ensureTopicOn is EnsureTopic for one broker (or none).
+func (a *Admin) ensureTopicOn(ctx context.Context, topic, broker string, queues int) error {
 	for {
 		err := a.Ping(ctx, topic)
 		if err == nil {

@@ -18,9 +18,14 @@ import (
 	"gorm.io/gorm/logger"
 )
 
+// DefaultMaxOpenConns is the size of the connection pool unless Options say otherwise. A request
+// that holds one connection at a time can be served without waiting for one as long as at most
+// this many run at once, which is what the services' MAX_IN_FLIGHT defaults are derived from.
+const DefaultMaxOpenConns = 32
+
 // Options bound the connection pool and the first connect.
 type Options struct {
-	MaxOpenConns int           // default 32
+	MaxOpenConns int           // default DefaultMaxOpenConns
 	ConnectWait  time.Duration // how long to retry the first connect; default 60s
 }
 
@@ -28,7 +33,7 @@ type Options struct {
 // service), then applies schema. The DSN is normalised: times are parsed, in UTC.
 func Open(ctx context.Context, dsn string, schema string, opts Options, log *slog.Logger) (*gorm.DB, error) {
 	if opts.MaxOpenConns == 0 {
-		opts.MaxOpenConns = 32
+		opts.MaxOpenConns = DefaultMaxOpenConns
 	}
 	if opts.ConnectWait == 0 {
 		opts.ConnectWait = 60 * time.Second

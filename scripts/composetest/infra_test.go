@@ -119,8 +119,19 @@ func TestLocalServersListenOnLoopbackOnly(t *testing.T) {
 		port int
 	}{
 		{"MariaDB", portOf(t, "TEST_MYSQL_DSN", dsn.Addr)},
-		{"NameServer", portOf(t, "TEST_ROCKETMQ_NAMESRV", strings.Split(getenv("TEST_ROCKETMQ_NAMESRV", "127.0.0.1:9876"), ";")[0])},
-		{"Broker", portOf(t, "TEST_ROCKETMQ_BROKER", getenv("TEST_ROCKETMQ_BROKER", "127.0.0.1:10911"))},
+	}
+	// Every NameServer and broker of a cluster (BROKERS=2 scripts/infra-up.sh) as well.
+	for _, addr := range strings.Split(getenv("TEST_ROCKETMQ_NAMESRV", "127.0.0.1:9876"), ";") {
+		servers = append(servers, struct {
+			name string
+			port int
+		}{"NameServer " + addr, portOf(t, "TEST_ROCKETMQ_NAMESRV", addr)})
+	}
+	for _, addr := range strings.Split(getenv("TEST_ROCKETMQ_BROKERS", getenv("TEST_ROCKETMQ_BROKER", "127.0.0.1:10911")), ";") {
+		servers = append(servers, struct {
+			name string
+			port int
+		}{"Broker " + addr, portOf(t, "TEST_ROCKETMQ_BROKERS", addr)})
 	}
 	listeners := procListeners(t)
 	owners := socketOwners(t)

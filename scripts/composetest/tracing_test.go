@@ -77,8 +77,9 @@ func TestServicesExportTracesOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-// The benchmark's settings never reach the suite: PLACEMENT=direct or dual-write lose or never
-// send events (order-service/internal/order/baselines.go), and profiles are for debugging.
+// The benchmark's settings never reach the suite by default: a PLACEMENT other than transactional
+// places orders a wrong way (order-service/internal/order/wrong.go; the scenarios under
+// scripts/scenarios/wrong/ set it for one run), and profiles are for debugging.
 func TestNoBenchmarkSettings(t *testing.T) {
 	p := load(t)
 	for name := range goServices {
@@ -87,7 +88,7 @@ func TestNoBenchmarkSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		if v, ok := env(t, s, "PLACEMENT"); ok && strings.ToLower(v) != "transactional" {
-			t.Errorf("%s: PLACEMENT = %q; only the benchmark may use the baselines", name, v)
+			t.Errorf("%s: PLACEMENT = %q; the wrong placements are for the benchmark and scripts/scenarios/wrong/ only", name, v)
 		}
 		if v, ok := env(t, s, "PPROF"); ok && strings.ToLower(v) != "off" {
 			t.Errorf("%s: PPROF = %q; profiling endpoints are for debugging, off in the suite", name, v)

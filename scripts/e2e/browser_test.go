@@ -218,6 +218,25 @@ func TestBrowserWatchesACheckBackRescueAnOrder(t *testing.T) {
 	if got, want := s.cartOf(t, user), map[string]int{"A-1": 1}; !equal(got, want) {
 		t.Errorf("cart-service has %v, want %v", got, want)
 	}
+
+	// An order whose local transaction fails: the 500 names it, and the page watches it, showing
+	// the rollback that kept it from the cart.
+	browse(ctx, t, "place an order whose local transaction fails", 60*time.Second,
+		chromedp.SetValue(css("#fault"), "fail-local-tx"),
+		chromedp.Click(css("#place")),
+		chromedp.WaitVisible(css(`#answer[data-kind="bad"]`)),
+		chromedp.WaitVisible(css(`#order-steps li[data-step="local_tx_rolled_back"]`)),
+		chromedp.WaitVisible(css(`#outcome[data-state="rolled_back"]`)),
+	)
+	failed := read(ctx, t, chromedp.Text(css("#watch-id")))
+	answer = read(ctx, t, chromedp.Text(css("#answer")))
+	if !strings.HasPrefix(answer, "500") || failed == "" || failed == orderID || !strings.Contains(answer, failed) {
+		t.Errorf("answer %q for watched order %q; want a 500 naming the failed order, watched", answer, failed)
+	}
+	t.Logf("screenshot of the failed order: %s", screenshot(ctx, t, "browser-failed-order.png"))
+	if got, want := s.cartOf(t, user), map[string]int{"A-1": 1}; !equal(got, want) {
+		t.Errorf("cart-service has %v after the failed order, want %v", got, want)
+	}
 	for _, e := range pageErrors() {
 		t.Errorf("page: %s", e)
 	}

@@ -82,7 +82,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer brokerDown()
-	return m.Run()
+	return apiChecked(m.Run())
 }
 
 func e2eInfraEnv() []string {
@@ -354,7 +354,8 @@ func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	return s
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// client checks every request and answer against the services' OpenAPI documents (openapi_test.go).
+var client = &http.Client{Timeout: 30 * time.Second, Transport: apiChecker}
 
 type item struct {
 	SKU            string `json:"sku"`

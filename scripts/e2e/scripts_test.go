@@ -64,6 +64,11 @@ func TestScriptsAgainstLocalSuite(t *testing.T) {
 		"fail-local-tx", "slow-local-tx", "cart-fail-once", "cart-crash-after-commit"} {
 		t.Run(s, func(t *testing.T) { run(t, filepath.Join("scenarios", s+".sh")) })
 	}
+	// The wrong ways last: each leaves its damage in the databases, which the scripts above would
+	// report (they judge everything; the wrong ways' scripts judge their own users).
+	for _, s := range []string{"dedup-by-message-id", "ack-before-commit", "delete-lines"} {
+		t.Run("wrong/"+s, func(t *testing.T) { run(t, filepath.Join("scenarios", "wrong", s+".sh")) })
+	}
 }
 
 func tail(s string, n int) string {

@@ -191,3 +191,95 @@ verdict() {
     go -C "$ROOT/scripts/e2e" run ./cmd/checkinv -wait 30s || fail "invariants violated"
   fi
 }
+
+# use_consumer MODE: restart cart-service with CONSUMER=MODE, as an operator would, and wait until
+# it is ready and reports that mode. The modes other than correct are wrong on purpose
+# (cart-service/internal/cart/wrong.go) and need FAULT_INJECTION=on; a crashed cart-service
+# restarted later by restart_crashed keeps MODE.
+use_consumer() {
+  export CONSUMER=$1
+  say "cart-service restarts with CONSUMER=$1"
+  if [ "$SUITE" = compose ]; then
+    docker compose -f "$ROOT/docker-compose.yml" up -d --no-deps cart-service >/dev/null ||
+      fail "docker compose could not restart cart-service"
+  else
+    local pidfile="${SUITE_DIR:-$ROOT/.infra/suite}/cart-service.pid" pid out="${TMPDIR:-/tmp}/scenario-consumer.$$.log"
+    if [ -f "$pidfile" ] && pid=$(cat "$pidfile") && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid"
+      for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -0 "$pid" 2>/dev/null && fail "cart-service (pid $pid) did not stop within 60 s of SIGTERM"
+    fi
+    if ! "$ROOT/scripts/suite-up.sh" >"$out" 2>&1; then
+      tail -n 20 "$out" >&2
+      fail "suite-up.sh could not start cart-service with CONSUMER=$1"
+    fi
+    rm -f "$out"
+  fi
+  wait_ready "$CART_URL" 120
+  local mode
+  mode=$(metric "$CART_URL" "cart_consumer_mode{mode=\"$1\"}")
+  [ "$mode" = 1 ] || fail "cart-service does not report cart_consumer_mode{mode=\"$1\"} 1"
+  echo "cart_consumer_mode{mode=\"$1\"} 1"
+}
+
+# wait_crash URL SECONDS: waits until the service at URL no longer answers (a crash fault point).
+wait_crash() {
+  for _ in $(seq 1 $(($2 * 5))); do
+    curl -fsS -o /dev/null --max-time 1 "$1/healthz" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  fail "$1 still answers $2 s later: it did not crash"
+}
+
+# build_checker: builds the invariant checker once per script (go run would add a line of its own
+# to a non-zero exit) into CHECKINV_BIN, removed when the script ends.
+build_checker() {
+  [ -n "${CHECKINV_BIN:-}" ] && return 0
+  command -v go >/dev/null || fail "go is not installed: the invariant checker cannot run, so nothing is proven"
+  CHECKINV_BIN=$(mktemp "${TMPDIR:-/tmp}/checkinv.XXXXXX")
+  trap 'rm -f "$CHECKINV_BIN"' EXIT
+  go -C "$ROOT/scripts/e2e" build -o "$CHECKINV_BIN" ./cmd/checkinv || fail "could not build the invariant checker"
+}
+
+# checker WAIT USER...: the invariant checker on the orders and carts of these users only (a wrong
+# way leaves its damage in the databases; the users keep each run apart). Prints the report; its
+# exit status is the checker's (0 all hold, 1 violated, 2 could not check).
+checker() {
+  local wait=$1 users
+  shift
+  users=$(IFS=,; echo "$*")
+  build_checker
+  if [ "$SUITE" = compose ]; then
+    ORDERS_DSN=${ORDERS_DSN:-order_svc:${ORDER_DB_PASSWORD:-order-demo-password}@tcp(127.0.0.1:13306)/orders} \
+      CARTS_DSN=${CARTS_DSN:-cart_svc:${CART_DB_PASSWORD:-cart-demo-password}@tcp(127.0.0.1:13306)/carts} \
+      "$CHECKINV_BIN" -wait "$wait" -users "$users"
+  else
+    "$CHECKINV_BIN" -wait "$wait" -users "$users"
+  fi
+}
+
+# verdict_for USER...: the checker, on these users only, must find every invariant holding.
+verdict_for() {
+  say "the invariant checker reads both databases (users $*)"
+  build_checker
+  checker 30s "$@" || fail "invariants violated"
+}
+
+# verdict_catches ORDER_ID SECTION DETAIL WAIT USER...: the checker, on these users only, must
+# report SECTION (an extended regular expression matching an invariant's line, e.g. '^I1 ')
+# VIOLATED, with an offender line naming ORDER_ID and matching DETAIL ('' for any).
+verdict_catches() {
+  local id=$1 section=$2 detail=$3 wait=$4 out rc=0
+  shift 4
+  say "the invariant checker reads both databases (users $*)"
+  build_checker
+  out=$(checker "$wait" "$@") || rc=$?
+  printf '%s\n' "$out"
+  [ "$rc" = 1 ] || fail "the checker exited $rc, want 1 (a violation)"
+  awk -v s="$section" -v id="$id" -v d="$detail" '
+    /^[^ ]/ { in_s = ($0 ~ s && $0 ~ /VIOLATED/) }
+    in_s && /^    / && index($0, id) && $0 ~ d { found = 1 }
+    END { exit !found }' <<<"$out" ||
+    fail "the checker does not name order $id under $section${detail:+ as $detail}"
+  printf '\n%sCAUGHT: the checker names order %s%s\n' "$B" "$id" "$N"
+}

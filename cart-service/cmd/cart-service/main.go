@@ -26,6 +26,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 	"rmqtx/pkg/tracing"
 )
 
@@ -48,8 +49,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// dead-letter topic.
 	maxReconsume := env.Int("MAX_RECONSUME", 5, 1, 32)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
+	// A consumer that is wrong on purpose (internal/cart/wrong.go) exists to be watched failing; it
+	// must never run by accident, so it needs fault injection to be on as well.
+	mode := env.OneOf("CONSUMER", cart.ModeCorrect, cart.Modes()...)
+	// Admission: the most REST requests served at once (defaultMaxInFlight says why), and how
+	// long a request over it may wait for a slot before it is refused.
+	maxInFlight := env.Int("MAX_IN_FLIGHT", defaultMaxInFlight, 1, mysqldb.DefaultMaxOpenConns)
+	admissionWait := env.DurationUpTo("ADMISSION_WAIT", 0, time.Second)
 	if err := env.Err(); err != nil {
 		return err
+	}
+	if mode != cart.ModeCorrect && !cfg.Faults {
+		return fmt.Errorf("config: CONSUMER=%s is wrong on purpose and runs only with FAULT_INJECTION=on", mode)
 	}
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "cart-service", getenv)
@@ -78,6 +89,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer sqlDB.Close()
 	carts := store.New(db)
 
+	// Retention: timeline rows older than TIMELINE_RETENTION are deleted in the background, in
+	// small batches; the purge stops before the database closes.
+	purger, err := retention.New(ctx, db, log, cfg.TimelineRetention, retention.Batch, time.Now, store.Purged...)
+	if err != nil {
+		return err
+	}
+	defer purger.Start(ctx)()
+
 	// Topics: the push consumer refuses to start on a topic that does not exist. Its group's
 	// retry topic (where messages answered "retry later" come back from) is created by the broker
 	// only at the consumer's first heartbeat, after the consumer has looked for its route; the
@@ -105,6 +124,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Admission: REST requests over the bound are refused with 503 before they touch the
+	// database, instead of queueing for connections the consumer needs too.
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait, Log: log}, reg)
+	if err != nil {
+		return err
+	}
 
 	// Timeline: what each delivery did, for GET /orders/{order_id}/timeline and order-service's web
 	// page; TIMELINE=off records nothing, to measure what recording costs. Closed after the
@@ -115,13 +140,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer steps.Close()
 	}
 
-	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it.
-	handler := cart.NewHandler(carts, metrics, log, cart.Config{
-		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
-	})
-	c, err := startConsumer(cfg, maxReconsume, handler)
+	// Consumer: applies OrderCreated events; started before HTTP so that /readyz means it. The
+	// handler is closed after the consumer has stopped (deferred calls run in reverse).
+	c, err := newConsumer(cfg, maxReconsume)
 	if err != nil {
 		return err
+	}
+	handler := cart.NewHandler(carts, metrics, log, cart.Config{
+		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
+		Mode: mode, PersistOffsets: offsetPersister(c),
+	})
+	defer handler.Close()
+	if err := startConsumer(c, cfg, handler); err != nil {
+		return err
+	}
+	// A broker that restarts serves this group's pulls and retries once it has seen its
+	// heartbeat, which the client sends every 30 s: every few seconds instead (pkg/mq/heartbeat.go).
+	if err := mq.KeepRegistered(ctx, c, mq.RegisterPeriod); err != nil {
+		log.Warn("heartbeats stay at the client's 30 s", "err", err)
 	}
 	var consuming atomic.Bool
 	consuming.Store(true)
@@ -136,7 +172,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight ones finish. The
 	// deferred calls above then shut down the consumer and close the database, in that order.
-	api := httpapi.NewServer(log, carts, reg, map[string]httpx.Check{
+	api := httpapi.NewServer(log, carts, admit, reg, map[string]httpx.Check{
 		"mysql": carts.Ping,
 		"consumer": func(context.Context) error {
 			if !consuming.Load() {
@@ -144,7 +180,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		},
-		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"rocketmq":  func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"admission": admit.Ready,
 	})
 	if cfg.Pprof {
 		api = httpx.WithProfiler(api)
@@ -152,14 +189,21 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	api = tp.HTTP(api)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, api), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group,
-			"max_reconsume", maxReconsume, "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline)
+			"max_reconsume", maxReconsume, "consumer", mode, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "fault_injection", cfg.Faults, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "timeline_retention", cfg.TimelineRetention.String())
 	})
 	log.Info("shutting down")
 	return err
 }
 
-// startConsumer subscribes the handler to OrderCreated events of the topic and starts consuming.
-func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocketmq.PushConsumer, error) {
+// defaultMaxInFlight is MAX_IN_FLIGHT's default: half the database pool. Each REST request holds
+// at most one connection at a time, so the API alone never fills the pool, and the consumer,
+// which shares it, keeps the other half: a flood of cart requests must not delay the orders
+// being applied. (The consumer needs no bound of its own: the broker hands it a bounded number
+// of messages at a time.)
+const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 2
+
+// newConsumer creates the push consumer of the group.
+func newConsumer(cfg config.Common, maxReconsume int) (rocketmq.PushConsumer, error) {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
 		consumer.WithGroupName(cfg.Group),
@@ -180,14 +224,30 @@ func startConsumer(cfg config.Common, maxReconsume int, h *cart.Handler) (rocket
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq consumer: %w", err)
 	}
+	return c, nil
+}
+
+// startConsumer subscribes the handler to OrderCreated events of the topic and starts consuming.
+func startConsumer(c rocketmq.PushConsumer, cfg config.Common, h *cart.Handler) error {
 	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: events.TagOrderCreated}
-	if err := c.Subscribe(cfg.Topic, selector, h.Consume); err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", cfg.Topic, err)
+	if err := c.Subscribe(cfg.Topic, selector, h.Callback()); err != nil {
+		return fmt.Errorf("subscribe to %s: %w", cfg.Topic, err)
 	}
 	if err := c.Start(); err != nil {
-		return nil, fmt.Errorf("start rocketmq consumer (group %s, topic %s): %w", cfg.Group, cfg.Topic, err)
+		return fmt.Errorf("start rocketmq consumer (group %s, topic %s): %w", cfg.Group, cfg.Topic, err)
 	}
-	return c, nil
+	return nil
+}
+
+// offsetPersister sends the consumer's acknowledged offsets to the broker now, for
+// CONSUMER=ack-before-commit's crash. The client library does it on its own every 5 s; the method
+// belongs to its concrete push consumer, not to the rocketmq.PushConsumer interface.
+func offsetPersister(c rocketmq.PushConsumer) func() error {
+	p, ok := c.(interface{ PersistConsumerOffset() error })
+	if !ok {
+		return nil
+	}
+	return p.PersistConsumerOffset
 }
 
 // retryTopic is where the broker puts a consumer group's messages to be consumed again

@@ -53,6 +53,14 @@ func TestBadConfigStopsAtStart(t *testing.T) {
 		{"MAX_RECONSUME zero", map[string]string{"MAX_RECONSUME": "0"}, "MAX_RECONSUME"},
 		{"MAX_RECONSUME too large", map[string]string{"MAX_RECONSUME": "1000"}, "MAX_RECONSUME"},
 		{"bad SHUTDOWN_TIMEOUT", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{"unknown CONSUMER", map[string]string{"CONSUMER": "dedup-by-order-id"}, "CONSUMER"},
+		// A consumer that is wrong on purpose never runs by accident.
+		{"wrong CONSUMER, fault injection unset", map[string]string{"CONSUMER": "dedup-by-message-id"}, "FAULT_INJECTION=on"},
+		{"wrong CONSUMER, fault injection off", map[string]string{"CONSUMER": "ack-before-commit", "FAULT_INJECTION": "off"}, "FAULT_INJECTION=on"},
+		{"wrong CONSUMER, in capitals", map[string]string{"CONSUMER": "Delete-Lines"}, "CONSUMER=delete-lines"},
+		{"MAX_IN_FLIGHT zero", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
+		{"MAX_IN_FLIGHT over the pool", map[string]string{"MAX_IN_FLIGHT": "33"}, "MAX_IN_FLIGHT"},
+		{"bad ADMISSION_WAIT", map[string]string{"ADMISSION_WAIT": "forever"}, "ADMISSION_WAIT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,9 @@ const (
 	StepDuplicate = "duplicate_acknowledged" // the order was applied before; acknowledged, cart untouched
 	StepRetry     = "retry_requested"        // a transient failure; the broker delivers the message again later
 	StepRejected  = "rejected"               // can never be applied; recorded in rejected_messages and acknowledged
+	// StepCrashedBeforeApply: cart-crash-before-apply; not acknowledged, so the broker delivers the
+	// message again.
+	StepCrashedBeforeApply = "crashed_before_apply"
 )
 
 // Recorder writes delivery steps in the background, in batches, so that a delivery never waits
@@ -59,12 +62,31 @@ func (h *Handler) note(msg *primitive.MessageExt, orderID, step, detail string) 
 	if h.timeline == nil || orderID == "" {
 		return
 	}
+	h.timeline.Record(h.step(msg, orderID, step, detail))
+}
+
+// noteNow writes a step at once, for a step a crash is about to follow: the recorder's queue dies
+// with the process. A failure to write it is logged and changes nothing else.
+func (h *Handler) noteNow(ctx context.Context, msg *primitive.MessageExt, orderID, step, detail string) {
+	if h.timeline == nil || orderID == "" {
+		return
+	}
+	if err := h.store.RecordDeliveries(ctx, h.step(msg, orderID, step, detail)); err != nil {
+		h.log.WarnContext(ctx, "writing a timeline step failed", "order_id", orderID, "step", step, "err", err)
+	}
+}
+
+func (h *Handler) step(msg *primitive.MessageExt, orderID, step, detail string) store.Delivery {
 	if step == StepRetry && h.maxReconsume > 0 && msg.ReconsumeTimes >= h.maxReconsume {
 		detail += "; that was the last retry: the broker moves the message to the dead-letter topic"
 	}
-	h.timeline.Record(store.Delivery{
+	if h.wrong.mode != ModeCorrect {
+		// Whoever reads the timeline must know that a consumer wrong on purpose did this.
+		detail = "CONSUMER=" + h.wrong.mode + " (wrong on purpose): " + detail
+	}
+	return store.Delivery{
 		OrderID: orderID, Step: step, Detail: detail, ReconsumeTimes: int(msg.ReconsumeTimes), MsgID: msg.MsgId, At: h.now(),
-	})
+	}
 }
 
 func appliedDetail(lines int) string {

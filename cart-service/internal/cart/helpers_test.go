@@ -34,13 +34,17 @@ type fixture struct {
 	crashes atomic.Int32
 	// afterCrash is what the database said when the crash hook ran.
 	crashSawApplied atomic.Bool
+	// persists counts calls of the PersistOffsets hook; persistsAtCrash is its value when the
+	// crash hook ran.
+	persists, persistsAtCrash atomic.Int32
 }
 
 type setup struct {
 	faults    bool
 	withProxy bool
 	now       func() time.Time
-	timeline  bool // record steps in order_deliveries (deliveries_test.go)
+	timeline  bool   // record steps in order_deliveries (deliveries_test.go)
+	mode      string // CONSUMER; "" is the right consumer (wrong_test.go)
 }
 
 func newFixture(t *testing.T, s setup) *fixture {
@@ -72,13 +76,20 @@ func newFixture(t *testing.T, s setup) *fixture {
 		Faults:   s.faults,
 		Now:      s.now,
 		Timeline: f.steps,
+		Mode:     s.mode,
+		PersistOffsets: func() error {
+			f.persists.Add(1)
+			return nil
+		},
 		Crash: func() {
+			f.persistsAtCrash.Store(f.persists.Load())
 			f.crashes.Add(1)
 			// The crash must come after the commit: the order is already in the database.
 			_, err := f.store.ProcessedOrder(context.Background(), "u1", "o-crash")
 			f.crashSawApplied.Store(err == nil)
 		},
 	})
+	t.Cleanup(f.handler.Close)
 	return f
 }
 
@@ -138,7 +149,7 @@ func (f *fixture) counts() map[string]int {
 func (f *fixture) consume(msgs ...*primitive.MessageExt) (consumer.ConsumeResult, int) {
 	cc := primitive.NewConsumeConcurrentlyContext()
 	ctx := primitive.WithConcurrentlyCtx(context.Background(), cc)
-	result, err := f.handler.Consume(ctx, msgs...)
+	result, err := f.handler.Callback()(ctx, msgs...)
 	if err != nil {
 		panic(fmt.Sprintf("Consume returned an error (the outcome is in the result): %v", err))
 	}

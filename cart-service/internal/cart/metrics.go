@@ -24,6 +24,7 @@ type Metrics struct {
 	orderToCart  prometheus.Histogram
 	deadLettered prometheus.Counter
 	dropped      prometheus.Counter
+	mode         *prometheus.GaugeVec
 }
 
 // NewMetrics registers cart-service's metrics, and the Go runtime's and the process's, on reg (the
@@ -60,11 +61,15 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 		}
 		return float64(n)
 	})
+	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cart_consumer_mode",
+		Help: "1 for the consumer this service runs (CONSUMER): correct, or one that is wrong on purpose, for teaching.",
+	}, []string{"mode"})
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cart_timeline_dropped_total",
 		Help: "Timeline steps dropped because the writer fell behind.",
 	})
-	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, m.deadLettered, rejected, m.dropped,
+	for _, c := range []prometheus.Collector{m.messages, m.orderToCart, m.deadLettered, rejected, m.dropped, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -76,6 +81,12 @@ func NewMetrics(reg prometheus.Registerer, countRejected func(context.Context) (
 		m.messages.WithLabelValues(o)
 	}
 	return m, nil
+}
+
+// setMode shows which consumer runs, so that a wrong one cannot pass unnoticed on a dashboard.
+func (m *Metrics) setMode(mode string) {
+	m.mode.Reset()
+	m.mode.WithLabelValues(mode).Set(1)
 }
 
 // handled counts one delivery by its outcome.

@@ -5,11 +5,16 @@
 // if the order does; this consumer must turn "at least once" into "exactly once in effect". Each
 // step of Handler.Consume is there because the simpler version breaks:
 //
-//  1. Deduplicate by the order ID, not by the broker's message ID. The same event can reach the
-//     consumer under another message ID: the broker re-puts a half message each time it checks it
-//     back, a retried delivery can come back as a new message through the group's retry topic, and
-//     a producer may send the event again. A table of seen message IDs lets those through twice.
-//     The order ID is the same every time, so it is the key.
+//  1. Deduplicate by the order ID, not by the broker's message ID. With this client the message ID
+//     a consumer sees (MessageExt.MsgId, the UNIQ_KEY the producer gives each message it sends)
+//     survives every copy the broker makes: a retry through the group's retry topic, the copies a
+//     check-back re-puts, the dead-letter topic. So a table of seen message IDs passes every fault
+//     the broker can cause, and looks right. But the same order can also be published again as a
+//     new message (an outbox relay whose acknowledgement was lost, a manual re-drive, a resend
+//     after an ambiguous error), and a new message has a new message ID: a table of seen message
+//     IDs applies that order twice (CONSUMER=dedup-by-message-id in wrong.go, shown with the
+//     resend-event fault point). The broker's other ID, the offset message ID, even differs for
+//     each stored copy. The order ID is the same every time, so it is the key.
 //
 //  2. Check and mark in the same transaction as the effect, with a primary key doing both: the
 //     INSERT into processed_orders. "SELECT, then apply" lets two concurrent deliveries both see
@@ -21,12 +26,17 @@
 //  3. Decrement, don't delete. Removing the ordered SKUs from the cart would also wipe what the
 //     user put back in after ordering; taking off the ordered quantities (and removing lines that
 //     reach zero) leaves those. It is also why idempotency visibly matters: applying an order twice
-//     takes twice as much.
+//     takes twice as much. (CONSUMER=delete-lines in wrong.go deletes the lines instead.)
 //
 //  4. Acknowledge only after the commit. Returning ConsumeSuccess first (or committing in the
 //     background) loses the effect when the process dies in between: the broker has moved on. The
 //     other way round is safe: dying after the commit and before the acknowledgement means a
 //     redelivery, which step 2 turns into a no-op. (The cart-crash-after-commit fault shows it.)
+//     Acknowledging first looks safe in a quick test: the client keeps the acknowledged offset in
+//     memory and sends it to the broker only every few seconds, so a crash right after the
+//     acknowledgement usually gets a redelivery anyway. Once the offset has reached the broker, the
+//     effect is gone for good (CONSUMER=ack-before-commit in wrong.go, shown with the
+//     cart-crash-before-apply fault point, which this consumer survives: it has not acknowledged).
 //
 //  5. Don't retry poison. An undecodable or invalid event will be just as invalid on its sixteenth
 //     delivery; retrying it for ever blocks the queue (and in orderly consumption, everything behind
@@ -66,8 +76,8 @@ type Config struct {
 	// Faults honours the cart-side fault points of package faults (FAULT_INJECTION=on). Off,
 	// they are ignored.
 	Faults bool
-	// Crash is what faults.CartCrashAfterCommit calls; nil means faults.KillSelf. Tests pass a recorder, so the
-	// test binary survives.
+	// Crash is what the crash fault points call; nil means faults.KillSelf. Tests pass a
+	// recorder, so the test binary survives.
 	Crash func()
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -80,6 +90,12 @@ type Config struct {
 	// Timeline records what each delivery did (deliveries.go), for people watching; nil records
 	// nothing (TIMELINE=off).
 	Timeline *Recorder
+	// Mode is the consumer's CONSUMER setting: ModeCorrect ("" means it), or one of the consumers
+	// of wrong.go that are wrong on purpose.
+	Mode string
+	// PersistOffsets sends the consumer's acknowledged offsets to the broker now; only
+	// CONSUMER=ack-before-commit uses it (wrong.go). nil: not available.
+	PersistOffsets func() error
 }
 
 // Handler applies OrderCreated messages to carts. Its Consume method is the push consumer's
@@ -95,6 +111,7 @@ type Handler struct {
 	tracing      *tracing.Provider
 	tracer       trace.Tracer
 	timeline     *Recorder
+	wrong        *wrongWay // the consumer that is wrong on purpose, if any (wrong.go)
 }
 
 // NewHandler builds the consumer callback.
@@ -111,6 +128,9 @@ func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) *Hand
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.wrong = newWrongWay(h, cfg.Mode, cfg.PersistOffsets)
+	m.setMode(h.wrong.mode)
+	logMode(log, h.wrong.mode)
 	return h
 }
 
@@ -201,6 +221,15 @@ func (h *Handler) handle(ctx context.Context, msg *primitive.MessageExt) (outcom
 		h.note(msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
 		return OutcomeRetried
 	}
+	if fault == faults.CartCrashBeforeApply && h.firstTime(ctx, log, ev.OrderID, fault) {
+		// Nothing is acknowledged yet, so the broker delivers the message again after the restart,
+		// and that delivery applies the order: the point fires once per order.
+		log.WarnContext(ctx, "fault injection: crashing before the cart transaction, before acknowledging", "fault", fault)
+		h.noteNow(ctx, msg, ev.OrderID, StepCrashedBeforeApply,
+			"fault injection: cart-crash-before-apply: crashing before the cart transaction; not acknowledged, so the broker delivers the message again")
+		h.crash()
+		return OutcomeRetried
+	}
 
 	// One transaction: the processed_orders insert decides whether this delivery applies the
 	// order; the decrement commits with it or not at all.
@@ -282,6 +311,17 @@ func (h *Handler) fault(log *slog.Logger, msg *primitive.MessageExt) string {
 		return ""
 	}
 	return f
+}
+
+// firstTime reports whether a once-per-order fault point fires for this order now. If the database
+// cannot say, it does not fire: the apply will most likely fail and be retried anyway.
+func (h *Handler) firstTime(ctx context.Context, log *slog.Logger, orderID, point string) bool {
+	first, err := h.store.FireOnce(ctx, orderID, point, h.now())
+	if err != nil {
+		log.WarnContext(ctx, "fault injection: cannot tell whether the fault point has fired; not firing it", "fault", point, "err", err)
+		return false
+	}
+	return first
 }
 
 // createdAt is the event's creation time for processed_orders, or nil when the event carries none

@@ -23,9 +23,24 @@ func newStore(t *testing.T) *store.Store {
 
 func newServer(t *testing.T, st *store.Store, ready map[string]httpx.Check) *httptest.Server {
 	t.Helper()
+	return newBoundedServer(t, st, ready, 16)
+}
+
+// newBoundedServer is a server that serves at most maxInFlight API requests at once; ready gets
+// the bound's check as "admission".
+func newBoundedServer(t *testing.T, st *store.Store, ready map[string]httpx.Check, maxInFlight int) *httptest.Server {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "cart_test_marker_total", Help: "marker"}))
-	srv := httptest.NewServer(httpapi.NewServer(testenv.Logger(t), st, reg, ready))
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]httpx.Check{"admission": admit.Ready}
+	for name, c := range ready {
+		checks[name] = c
+	}
+	srv := httptest.NewServer(httpapi.NewServer(testenv.Logger(t), st, admit, reg, checks))
 	t.Cleanup(srv.Close)
 	return srv
 }

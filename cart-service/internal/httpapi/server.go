@@ -17,9 +17,10 @@ import (
 	"rmqtx/pkg/httpx"
 )
 
-// NewServer returns the service's HTTP handler. metrics is the service's own registry; ready are
-// the checks /readyz runs (the database and the consumer).
-func NewServer(log *slog.Logger, st *store.Store, metrics prometheus.Gatherer, ready map[string]httpx.Check) http.Handler {
+// NewServer returns the service's HTTP handler. admit bounds the requests of the API served at
+// once (not the probes and metrics); metrics is the service's own registry; ready are the checks
+// /readyz runs (the database, the consumer, the admission bound).
+func NewServer(log *slog.Logger, st *store.Store, admit *httpx.Admission, metrics prometheus.Gatherer, ready map[string]httpx.Check) http.Handler {
 	r := chi.NewRouter()
 	r.Use(httpx.Middleware(log)...)
 	// chi answers unknown paths and methods in plain text; keep the one error envelope.
@@ -29,7 +30,7 @@ func NewServer(log *slog.Logger, st *store.Store, metrics prometheus.Gatherer, r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
 	})
-	addRoutes(r, log, st, metrics, ready, time.Now)
+	addRoutes(r, log, st, admit, metrics, ready, time.Now)
 	return r
 }
 

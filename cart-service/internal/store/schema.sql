@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS cart_changes (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Messages that can never be applied (undecodable or invalid events). They are recorded here and
--- acknowledged, so they neither block the queue nor vanish without a trace.
+-- acknowledged, so they neither block the queue nor vanish without a trace. Rows older than
+-- TIMELINE_RETENTION are purged through idx_rejected_messages_at.
 CREATE TABLE IF NOT EXISTS rejected_messages (
     id           BIGINT       NOT NULL AUTO_INCREMENT,
     msg_id       VARCHAR(128) NOT NULL,
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
     reason       TEXT         NOT NULL,
     body_snippet TEXT         NOT NULL,
     rejected_at  DATETIME(6)  NOT NULL,
-    PRIMARY KEY (id)
+    PRIMARY KEY (id),
+    KEY idx_rejected_messages_at (rejected_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- What each delivery of an order's event did, for people watching the technique work (GET
@@ -61,7 +63,8 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
 -- processed_orders alone decides whether an order is applied. Steps are written afterwards, in
 -- batches (a write inside the apply transaction would cost every order one more statement), and
 -- may be lost with a crashing process; the applied step is then read from processed_orders.
--- TIMELINE=off writes nothing here.
+-- TIMELINE=off writes nothing here. Rows older than TIMELINE_RETENTION are purged through
+-- idx_order_deliveries_at (pkg/retention adds these indexes to tables created before them).
 CREATE TABLE IF NOT EXISTS order_deliveries (
     id              BIGINT       NOT NULL AUTO_INCREMENT,
     order_id        VARCHAR(64)  NOT NULL,
@@ -71,5 +74,26 @@ CREATE TABLE IF NOT EXISTS order_deliveries (
     msg_id          VARCHAR(128) NOT NULL,
     at              DATETIME(6)  NOT NULL,
     PRIMARY KEY (id),
-    KEY idx_order_deliveries_order (order_id, id)
+    KEY idx_order_deliveries_order (order_id, id),
+    KEY idx_order_deliveries_at (at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Used only by CONSUMER=dedup-by-message-id, a consumer that is wrong on purpose (internal/cart/
+-- wrong.go): its deduplication key is the broker's message ID instead of the order ID. The same
+-- order published again as a new message has a new message ID and passes this key.
+CREATE TABLE IF NOT EXISTS processed_messages (
+    msg_id     VARCHAR(128) NOT NULL,
+    order_id   VARCHAR(64)  NOT NULL,
+    applied_at DATETIME(6)  NOT NULL,
+    PRIMARY KEY (msg_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Fault points that fire once per order (cart-crash-before-apply) remember here that they have
+-- fired: the crash they cause makes the broker deliver the message again, and the redelivery must
+-- go on rather than crash again. Written only with FAULT_INJECTION=on.
+CREATE TABLE IF NOT EXISTS fault_points_fired (
+    order_id VARCHAR(64) NOT NULL,
+    point    VARCHAR(64) NOT NULL,
+    fired_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (order_id, point)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

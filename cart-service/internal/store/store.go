@@ -16,12 +16,20 @@ import (
 	"gorm.io/gorm"
 
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 )
 
 // Schema is applied at start by mysqldb.Open; every statement in it is idempotent.
 //
 //go:embed schema.sql
 var Schema string
+
+// Purged are the tables whose rows older than TIMELINE_RETENTION main purges in the background:
+// they describe what happened, and nothing reads them to decide anything.
+var Purged = []retention.Table{
+	{Name: "order_deliveries", Column: "at", Index: "idx_order_deliveries_at"},
+	{Name: "rejected_messages", Column: "rejected_at", Index: "idx_rejected_messages_at"},
+}
 
 var (
 	// ErrAlreadyProcessed means the order's event has been applied before: its order ID is in

@@ -28,6 +28,7 @@ import (
 	"rmqtx/pkg/httpx"
 	"rmqtx/pkg/mq"
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 	"rmqtx/pkg/tracing"
 )
 
@@ -43,10 +44,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	env := config.NewEnv(getenv)
 	cfg := env.Common(":8081", events.DefaultTopic, "order-service")
 	localTxTimeout := env.Duration("LOCAL_TX_TIMEOUT", 5*time.Second)
+	// Admission: the most orders placed at once (defaultMaxInFlight says why), and how long an
+	// order over it may wait for a slot before it is refused.
+	maxInFlight := env.Int("MAX_IN_FLIGHT", defaultMaxInFlight, 1, mysqldb.DefaultMaxOpenConns)
+	admissionWait := env.DurationUpTo("ADMISSION_WAIT", 0, time.Second)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
-	// Benchmarks only: the wrong ways to place an order, kept to measure against (baselines.go).
-	placement := env.OneOf("PLACEMENT", order.PlacementTransactional,
-		order.PlacementTransactional, order.PlacementDirect, order.PlacementDualWrite, order.PlacementOutbox)
+	// One of the two right ways (the transactional message, or the outbox of
+	// internal/order/outbox.go), or one of the wrong ways kept to show what breaks and to measure
+	// against (internal/order/wrong.go); those start only with FAULT_INJECTION=on.
+	placement := env.OneOf("PLACEMENT", order.PlacementTransactional, order.Placements...)
 	// PLACEMENT=outbox only: the relay's settings (internal/order/relay.go).
 	relayCfg := order.RelayConfig{
 		Interval: env.Duration("OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
@@ -60,7 +66,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := env.Err(); err != nil {
 		return err
 	}
+	if order.WrongWay(placement) != "" && !cfg.Faults {
+		return fmt.Errorf("config: PLACEMENT=%s places orders a wrong way on purpose and starts only with FAULT_INJECTION=on", placement)
+	}
 	instance = instanceName(instance, cfg.HTTPAddr)
+	if order.WrongWay(placement) != "" {
+		instance += " [PLACEMENT=" + placement + "]" // every timeline step names the wrong way
+	}
 	// Tracing: the standard OTEL_* variables; off (a no-op) unless an OTLP endpoint is set.
 	tp, err := tracing.Setup(ctx, "order-service", getenv)
 	if err != nil {
@@ -72,6 +84,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// RocketMQ client's own log goes through it too.
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))).With("service", "order-service")
 	mq.RouteClientLogs(log)
+	if why := order.WrongWay(placement); why != "" {
+		log.Warn("PLACEMENT="+placement+": this instance places orders a WRONG way, on purpose; never run it for real",
+			"placement", placement, "breaks", why)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
@@ -83,6 +99,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	sqlDB, _ := db.DB()
 	defer sqlDB.Close()
 	orders := store.New(db)
+
+	// Retention: timeline rows older than TIMELINE_RETENTION are deleted in the background, in
+	// small batches; the purge stops before the database closes.
+	purger, err := retention.New(ctx, db, log, cfg.TimelineRetention, retention.Batch, time.Now, store.Purged...)
+	if err != nil {
+		return err
+	}
+	defer purger.Start(ctx)()
 
 	// Topic: must exist, and its route be known, before the producer relies on check-backs.
 	adm, err := mq.NewAdmin(cfg.Namesrv)
@@ -103,6 +127,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Admission: orders over the bound are refused with 503 before anything is sent or written,
+	// instead of queueing for a database connection until their local transaction times out.
+	admit, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: maxInFlight, Wait: admissionWait, Log: log}, reg)
+	if err != nil {
+		return err
+	}
 
 	// Timeline: each order's steps, for GET /orders/{id}/timeline and the web page; TIMELINE=off
 	// records none, to measure what recording costs. Closed after HTTP has drained (deferred
@@ -119,7 +149,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// wrong listener.
 	var p rocketmq.TransactionProducer
 	svc, err := order.NewService(orders, metrics, log, order.Config{
-		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps,
+		Topic: cfg.Topic, Faults: cfg.Faults, LocalTxTimeout: localTxTimeout, Tracing: tp, Timeline: steps, Placement: placement,
 		NewProducer: func(l primitive.TransactionListener) (order.Producer, error) {
 			var err error
 			p, err = rocketmq.NewTransactionProducer(l,
@@ -138,16 +168,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("start rocketmq producer: %w", err)
 	}
 	defer p.Shutdown()
+	// A broker that restarts sends check-backs only once it has seen a heartbeat of the group,
+	// which the client sends every 30 s: refresh the routes and heartbeat every few seconds
+	// instead (pkg/mq/heartbeat.go says how, and why not through an option).
+	if err := mq.KeepRegistered(ctx, p, mq.RegisterPeriod); err != nil {
+		log.Warn("heartbeats stay at the client's 30 s", "err", err)
+	}
 	if err := svc.Warmup(ctx); err != nil {
 		return err
 	}
 
-	// Placement: the transactional flow, unless the outbox or a benchmark baseline was asked for.
+	// Placement: the transactional flow, unless the outbox or a wrong way was asked for.
 	var (
 		placer     httpapi.Placer
 		stopPlacer func()
 	)
 	if placement == order.PlacementOutbox {
+		relayCfg.Timeline = steps
 		placer, stopPlacer, err = startOutbox(svc, orders, cfg, relayCfg, log, reg)
 	} else {
 		placer, stopPlacer, err = choosePlacement(placement, svc, cfg)
@@ -159,24 +196,41 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight orders finish.
 	// The deferred calls above then shut down the producer and close the database, in that order.
-	handler := httpapi.NewServer(log, svc, placer, cfg.Faults, map[string]httpx.Check{
-		"mysql":    orders.Ping,
-		"rocketmq": func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+	handler := httpapi.NewServer(log, svc, placer, admit, cfg.Faults, map[string]httpx.Check{
+		"mysql":     orders.Ping,
+		"rocketmq":  func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
+		"admission": admit.Ready,
 	}, reg)
 	// The web page (/ and /ui/) in front of the API. It reaches cart-service through this
 	// service, so a browser needs one address and no CORS.
-	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline})
+	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline,
+		Placement: placement, WrongWay: order.WrongWay(placement)})
 	if cfg.Pprof {
 		handler = httpx.WithProfiler(handler)
 	}
 	handler = tp.HTTP(handler)
 	err = httpx.Serve(ctx, httpx.NewServer(cfg.HTTPAddr, handler), shutdownGrace, func(addr string) {
 		log.Info("listening", "addr", addr, "topic", cfg.Topic, "group", cfg.Group, "fault_injection", cfg.Faults,
-			"placement", placement, "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "cart_url", cartURL != nil)
+			"placement", placement, "max_in_flight", maxInFlight, "admission_wait", admissionWait.String(), "tracing", tp.Enabled(), "pprof", cfg.Pprof, "timeline", cfg.Timeline, "timeline_retention", cfg.TimelineRetention.String(), "cart_url", cartURL != nil)
 	})
 	log.Info("shutting down")
 	return err
 }
+
+// defaultMaxInFlight is MAX_IN_FLIGHT's default, a quarter of the database pool: 8 orders placed at
+// once per instance.
+//
+// At most the pool: each order holds at most one connection at a time (the Idempotency-Key
+// look-up, then the local transaction), so with no more orders in flight than connections a
+// local transaction never waits for one. One that waits spends its LOCAL_TX_TIMEOUT in the pool's
+// queue, after its half message was sent, and ends in a 500 and a rollback.
+//
+// Well below the pool, because more orders in flight place no more orders: scripts/overload.sh
+// on two cores finds the closed-loop capacity already at 8 clients over two instances, and every
+// order in flight beyond that waits for a CPU or a lock and makes all of them slower (at 16 per
+// instance the admitted orders' p99 was 3.6 times the 8-client p99; at 6, 1.7 times). The rest of
+// the pool stays free for check-backs, GET requests, the timeline writer and /readyz.
+const defaultMaxInFlight = mysqldb.DefaultMaxOpenConns / 4
 
 // instanceName is INSTANCE_NAME, or host:port when it is unset, so that two instances on one host
 // (or two containers) differ in order timelines.
@@ -189,36 +243,45 @@ func instanceName(name, httpAddr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// choosePlacement returns what POST /orders calls. Anything but the transactional default is a
-// benchmark baseline that loses or never sends events (internal/order/baselines.go); dual-write
-// needs a plain producer of its own, which stop shuts down.
+// choosePlacement returns what POST /orders calls: the Service (the transactional flow, whose
+// check-back the wrong check-back placements replace inside it), or a placement without a half
+// message (internal/order/wrong_send.go). Those, and the fault point resend-event, need a plain
+// producer of their own, which stop shuts down.
 func choosePlacement(placement string, svc *order.Service, cfg config.Common) (placer httpapi.Placer, stop func(), err error) {
-	switch placement {
-	case order.PlacementDirect:
+	if placement == order.PlacementDirect {
 		return svc.Direct(), func() {}, nil
-	case order.PlacementDualWrite:
-		// Its own instance name, or it would share the transactional producer's internal client;
-		// its own group, because a group is either transactional or not.
-		p, err := rocketmq.NewProducer(
-			producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
-			producer.WithGroupName(cfg.Group+"-dual-write"),
-			producer.WithInstanceName(mq.InstanceName("order-dual-write")),
-			producer.WithSendMsgTimeout(3*time.Second),
-		)
-		if err != nil {
-			return nil, nil, fmt.Errorf("rocketmq producer (dual-write): %w", err)
-		}
-		if err := p.Start(); err != nil {
-			return nil, nil, fmt.Errorf("start rocketmq producer (dual-write): %w", err)
-		}
-		return svc.DualWrite(p), func() { p.Shutdown() }, nil
-	default:
+	}
+	if !cfg.Faults {
 		return svc, func() {}, nil
 	}
+	// Its own instance name, or it would share the transactional producer's internal client;
+	// its own group, because a group is either transactional or not.
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		producer.WithGroupName(cfg.Group+"-plain"),
+		producer.WithInstanceName(mq.InstanceName("order-plain")),
+		producer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rocketmq plain producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start rocketmq plain producer: %w", err)
+	}
+	stop = func() { p.Shutdown() }
+	placer = svc
+	switch placement {
+	case order.PlacementSaveThenSend:
+		placer = svc.SaveThenSend(p)
+	case order.PlacementSendThenSave:
+		placer = svc.SendThenSave(p)
+	}
+	// resend-event publishes a placed order's event again (internal/order/wrong_resend.go).
+	return svc.WithResend(placer, p), stop, nil
 }
 
 // startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
-// publishes with a plain producer of its own (its own group and instance name, as dual-write's).
+// publishes with a plain producer of its own (its own group and instance name, as the wrong ways' plain producer).
 // stop lets the relay finish its batch, then shuts the producer down.
 func startOutbox(svc *order.Service, orders *store.Store, cfg config.Common, relayCfg order.RelayConfig,
 	log *slog.Logger, reg prometheus.Registerer) (placer httpapi.Placer, stop func(), err error) {

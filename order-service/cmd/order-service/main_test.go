@@ -26,6 +26,9 @@ func TestRunRejectsBadConfigWithOneLine(t *testing.T) {
 		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "LOCAL_TX_TIMEOUT": "soon"}, "LOCAL_TX_TIMEOUT"},
 		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "CART_URL": "cart-service:8082"}, "CART_URL"},
 		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "TIMELINE": "maybe"}, "TIMELINE"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT must be a whole number from 1 to 32"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "MAX_IN_FLIGHT": "33"}, "MAX_IN_FLIGHT"},
+		{map[string]string{"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/orders", "ROCKETMQ_NAMESRV": "127.0.0.1:9876", "ADMISSION_WAIT": "5s"}, "ADMISSION_WAIT must be a duration from 0 to 1s"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

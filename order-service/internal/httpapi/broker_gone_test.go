@@ -178,7 +178,7 @@ func TestPostOrdersBrokerGone(t *testing.T) {
 	if err := svc.Warmup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{h: NewServer(log, svc, svc, false, map[string]httpx.Check{"mysql": st.Ping}, reg), store: st}
+	f := &fixture{h: NewServer(log, svc, svc, admission(t, reg, 1), false, map[string]httpx.Check{"mysql": st.Ping}, reg), store: st}
 
 	// With the broker up, an order is placed.
 	rec := f.do("POST", "/orders", good, nil)

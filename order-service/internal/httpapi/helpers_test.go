@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 
 	"rmqtx/order-service/internal/order"
 	"rmqtx/order-service/internal/order/ordertest"
@@ -21,12 +22,20 @@ type fixture struct {
 	h        http.Handler
 	producer *ordertest.Producer
 	store    *store.Store
+	db       *gorm.DB // the same database, for counting rows
 }
 
 func newFixture(t *testing.T, faults bool) *fixture {
 	t.Helper()
+	return newBoundedFixture(t, faults, 32)
+}
+
+// newBoundedFixture is a fixture that places at most maxInFlight orders at once.
+func newBoundedFixture(t *testing.T, faults bool, maxInFlight int) *fixture {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	st := store.New(testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema))
+	db := testenv.OpenDB(t, testenv.NewDatabase(t, "orders"), store.Schema)
+	st := store.New(db)
 	reg := prometheus.NewRegistry()
 	metrics, err := order.NewMetrics(reg)
 	if err != nil {
@@ -42,8 +51,19 @@ func newFixture(t *testing.T, faults bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewServer(log, svc, svc, faults, map[string]httpx.Check{"mysql": st.Ping}, reg)
-	return &fixture{h: h, producer: p, store: st}
+	admit := admission(t, reg, maxInFlight)
+	h := NewServer(log, svc, svc, admit, faults, map[string]httpx.Check{"mysql": st.Ping, "admission": admit.Ready}, reg)
+	return &fixture{h: h, producer: p, store: st, db: db}
+}
+
+// admission bounds the orders in flight to limit, with its metrics on reg.
+func admission(t *testing.T, reg prometheus.Registerer, limit int) *httpx.Admission {
+	t.Helper()
+	a, err := httpx.NewAdmission(httpx.AdmissionConfig{Limit: limit}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func (f *fixture) do(method, path, body string, headers map[string]string) *httptest.ResponseRecorder {
@@ -61,6 +81,7 @@ type errorBody struct {
 		Code    string            `json:"code"`
 		Message string            `json:"message"`
 		Fields  map[string]string `json:"fields"`
+		OrderID string            `json:"order_id"`
 	} `json:"error"`
 }
 

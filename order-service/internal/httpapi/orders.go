@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -11,9 +12,6 @@ import (
 	"rmqtx/order-service/internal/order"
 	"rmqtx/pkg/httpx"
 )
-
-// listLimit caps GET /orders?user_id=.
-const listLimit = 100
 
 func handlePlace(log *slog.Logger, orders Placer, faults bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -90,23 +88,68 @@ func toTimelineJSON(t order.Timeline) timelineJSON {
 	return out
 }
 
+// handleList answers one page of a user's orders: ?user_id=u1[&limit=n][&before=<order_id>],
+// newest first; "next" is the before of the next page, null on the last.
 func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		list, err := orders.List(r.Context(), r.URL.Query().Get("user_id"), listLimit)
+		q := r.URL.Query()
+		page := order.Page{Limit: order.MaxPage, Before: q.Get("before")}
+		if q.Has("limit") {
+			n, err := strconv.Atoi(q.Get("limit"))
+			if err != nil {
+				n = 0 // not a number: as out of range, List says so
+			}
+			page.Limit = n
+		}
+		if q.Has("before") && page.Before == "" {
+			httpx.WriteError(w, r, log, toHTTP(&order.PageError{Fields: map[string]string{"before": "must not be empty"}}))
+			return
+		}
+		list, err := orders.List(r.Context(), q.Get("user_id"), page)
 		if err != nil {
 			httpx.WriteError(w, r, log, toHTTP(err))
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, map[string][]order.Order{"orders": list})
+		out := listJSON{Orders: list.Orders}
+		if list.Next != "" {
+			out.Next = &list.Next
+		}
+		httpx.WriteJSON(w, http.StatusOK, out)
 	}
 }
 
+// listJSON answers GET /orders?user_id=.
+type listJSON struct {
+	Orders []order.Order `json:"orders"`
+	Next   *string       `json:"next"` // null on the last page
+}
+
 // toHTTP is the service's one mapping from errors to HTTP answers. Anything not listed is a 500.
+// An answer about an attempted order names it (order_id beside the code).
 func toHTTP(err error) error {
-	var ve *order.ValidationError
+	out := httpError(err)
+	var (
+		he *httpx.Error
+		ae *order.AttemptError
+	)
+	if errors.As(out, &he) && errors.As(err, &ae) {
+		he.OrderID = ae.OrderID
+	}
+	return out
+}
+
+func httpError(err error) error {
+	var (
+		ve *order.ValidationError
+		pe *order.PageError
+	)
 	switch {
 	case errors.As(err, &ve):
 		return httpx.Invalid(ve.Error(), ve.Fields)
+	case errors.As(err, &pe):
+		e := httpx.Errorf(http.StatusBadRequest, "invalid_query", "bad query parameters: see fields")
+		e.Fields = pe.Fields
+		return e
 	case errors.Is(err, order.ErrIdempotencyConflict):
 		return httpx.Errorf(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was used with a different request")
 	case errors.Is(err, order.ErrBrokerUnavailable):

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"rmqtx/order-service/internal/order"
 )
 
@@ -149,8 +151,13 @@ func TestPostOrdersStatuses(t *testing.T) {
 	if len(rows) != 2 || rows[0].OrderID != second.Order.OrderID || rows[1].OrderID != created.Order.OrderID {
 		t.Fatalf("orders after fail-local-tx = %+v, want only %s and %s", rows, second.Order.OrderID, created.Order.OrderID)
 	}
-	if sent := len(f.producer.Sent()); sent != 3 {
-		t.Fatalf("half messages = %d, want 3: the failure must come from the local transaction", sent)
+	sent := f.producer.Sent()
+	if len(sent) != 3 {
+		t.Fatalf("half messages = %d, want 3: the failure must come from the local transaction", len(sent))
+	}
+	// The 500 names the attempted order (its half message's key), so its timeline can be shown.
+	if e.Error.OrderID == "" || e.Error.OrderID != sent[2].GetKeys() {
+		t.Fatalf("fail-local-tx names order %q, want the attempt's ID %q", e.Error.OrderID, sent[2].GetKeys())
 	}
 	// Unknown fault point: 422.
 	if rec := f.do("POST", "/orders", good, map[string]string{"X-Fault": "explode"}); rec.Code != 422 {
@@ -197,6 +204,9 @@ func TestPostOrdersBrokerDown(t *testing.T) {
 	}
 	if rec.Code != 503 || e.Error.Code != "broker_unavailable" {
 		t.Fatalf("POST = %d %s", rec.Code, rec.Body)
+	}
+	if id, err := uuid.Parse(e.Error.OrderID); err != nil || id.Version() != 7 {
+		t.Fatalf("503 names order %q, want the attempt's ID, a UUIDv7", e.Error.OrderID)
 	}
 	rows, err := f.store.OrdersByUser(context.Background(), "u1", 10)
 	if err != nil {

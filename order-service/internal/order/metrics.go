@@ -18,7 +18,8 @@ const (
 	OutcomeBrokerUnavailable = "broker_unavailable" // the half message was not stored; nothing was written
 	OutcomeInvalid           = "invalid"            // refused before anything was written or sent
 	OutcomeConflict          = "conflict"           // the Idempotency-Key was used with another request
-	OutcomeEventLost         = "event_lost"         // the dual-write baseline only: saved, event never sent
+	OutcomeEventLost         = "event_lost"         // save-then-send only (wrong_send.go): saved, event never sent
+	OutcomePhantomEvent      = "phantom_event"      // send-then-save only (wrong_send.go): event sent, order not placed
 )
 
 // Metrics are order-service's Prometheus metrics.
@@ -27,6 +28,7 @@ type Metrics struct {
 	checkBacks *prometheus.CounterVec
 	localTx    prometheus.Histogram
 	dropped    prometheus.Counter
+	placement  *prometheus.GaugeVec
 }
 
 // NewMetrics registers order-service's metrics, and the Go runtime's and the process's, on reg
@@ -36,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_placed_total",
-			Help: "POST /orders outcomes: created, pending, replayed, not_placed, broker_unavailable, invalid, conflict (and event_lost, only ever from the dual-write benchmark baseline).",
+			Help: "POST /orders outcomes: created, pending, replayed, not_placed, broker_unavailable, invalid, conflict (and event_lost, phantom_event, only ever from the wrong placements save-then-send and send-then-save).",
 		}, []string{"outcome"}),
 		checkBacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "order_checkbacks_total",
@@ -51,8 +53,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "order_timeline_dropped_total",
 			Help: "Timeline steps dropped because the writer fell behind.",
 		}),
+		placement: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "order_placement_mode",
+			Help: "1 for the PLACEMENT this instance runs: transactional is the right way; any other value places orders a wrong way on purpose (order/wrong.go).",
+		}, []string{"mode"}),
 	}
-	for _, c := range []prometheus.Collector{m.placed, m.checkBacks, m.localTx, m.dropped,
+	for _, c := range []prometheus.Collector{m.placed, m.checkBacks, m.localTx, m.dropped, m.placement,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -60,6 +66,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	return m, nil
 }
+
+// placementIs sets order_placement_mode{mode=placement} to 1.
+func (m *Metrics) placementIs(placement string) { m.placement.WithLabelValues(placement).Set(1) }
 
 // placedAs counts one POST /orders outcome.
 func (m *Metrics) placedAs(outcome string) { m.placed.WithLabelValues(outcome).Inc() }

@@ -24,9 +24,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"rmqtx/order-service/internal/store"
+	"rmqtx/order-service/internal/timeline"
+	"rmqtx/pkg/faults"
 	"rmqtx/pkg/mysqldb"
 )
 
@@ -43,18 +46,18 @@ type Outbox struct {
 // each commit (Relay.Wake), so that the event does not wait for the next poll.
 func (s *Service) Outbox(wake func()) *Outbox { return &Outbox{s: s, wake: wake} }
 
-// outboxFaults are the fault points the outbox placement honours: the half-message points of
-// place.go have no meaning here.
-var outboxFaults = map[string]bool{
-	"": true, FaultCrashAfterLocalCommit: true, FaultFailLocalTx: true, FaultCrashAfterRelayPublish: true,
-	FaultCartFailOnce: true, FaultCartCrashAfterCommit: true,
-}
+// outboxFaults are the order-side fault points the outbox placement honours (the cart-side ones
+// ride on its event as on any other). The half-message points of place.go have no meaning here,
+// and resend-event is the wrong ways' stand-in for what crash-after-relay-publish does for real.
+var outboxFaults = []string{FaultCrashAfterLocalCommit, FaultFailLocalTx, FaultCrashAfterRelayPublish}
 
 // Place runs steps 1 to 3 for one request. idemKey is the Idempotency-Key header ("" for none).
 func (o *Outbox) Place(ctx context.Context, req Request, idemKey string, fault Fault) (Placed, error) {
 	s := o.s
-	if !outboxFaults[fault.Point] {
-		return Placed{}, &ValidationError{Fields: map[string]string{"X-Fault": fault.Point + " is a fault point of the transactional message, not of the outbox"}}
+	for _, p := range append([]string{fault.Point}, fault.With...) {
+		if p != "" && !faults.IsCart(p) && !slices.Contains(outboxFaults, p) {
+			return Placed{}, invalidFault(p + " has no meaning for PLACEMENT=outbox, which sends no half message")
+		}
 	}
 	// Step 1: validate and build, as place.go.
 	row, replayed, err := s.build(ctx, req, idemKey)
@@ -80,9 +83,9 @@ func (o *Outbox) Place(ctx context.Context, req Request, idemKey string, fault F
 		span.End()
 		return Placed{}, fmt.Errorf("encode message properties: %w", err)
 	}
-	relayFault := ""
-	if fault.Point == FaultCrashAfterRelayPublish {
-		relayFault = fault.Point
+	relayFault := "" // honoured by the relay that publishes the row, in whichever instance
+	if fault.Has(FaultCrashAfterRelayPublish) {
+		relayFault = FaultCrashAfterRelayPublish
 	}
 	start := time.Now()
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
@@ -106,6 +109,14 @@ func (o *Outbox) Place(ctx context.Context, req Request, idemKey string, fault F
 	})
 	s.metrics.localTxTook(time.Since(start))
 	span.End()
+	switch {
+	case err == nil:
+		s.timeline.Record(row.OrderID, timeline.LocalCommitted, "outbox: tx_log 'committed', the order, its items and its event in the outbox, in one transaction", s.now())
+	case errors.Is(err, mysqldb.ErrCommitUnknown):
+		s.timeline.Record(row.OrderID, timeline.LocalUnknown, "outbox: "+err.Error(), s.now())
+	default:
+		s.timeline.Record(row.OrderID, timeline.LocalRolledBack, "outbox: "+err.Error(), s.now())
+	}
 
 	// Step 3: the HTTP answer, from the local outcome alone.
 	switch {
@@ -128,6 +139,6 @@ func (o *Outbox) Place(ctx context.Context, req Request, idemKey string, fault F
 	default:
 		log.ErrorContext(ctx, "local transaction failed; order not placed", "err", err)
 		s.metrics.placedAs(OutcomeNotPlaced)
-		return Placed{}, fmt.Errorf("%w: %w", ErrNotPlaced, err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %w", ErrNotPlaced, err)}
 	}
 }

@@ -167,13 +167,32 @@ func TestOutbox(t *testing.T) {
 		}
 	})
 
-	t.Run("the half-message fault points are refused", func(t *testing.T) {
+	t.Run("the half-message fault points, and resend-event, are refused; nothing is written", func(t *testing.T) {
 		t.Parallel()
-		svc, _, _, _ := testService(t, true)
-		_, err := svc.Outbox(func() {}).Place(ctx, validRequest("u1"), "", Fault{Point: FaultSkipEndTransaction})
+		svc, _, st, _ := testService(t, true)
+		for _, f := range []Fault{{Point: FaultSkipEndTransaction}, {Point: FaultCrashAfterHalf}, {Point: FaultResendEvent},
+			{Point: FaultFailLocalTx, With: []string{FaultSlowLocalTx}}} {
+			_, err := svc.Outbox(func() {}).Place(ctx, validRequest("u1"), "", f)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Errorf("Place with %s = %v, want a ValidationError", f, err)
+			}
+		}
+		if n := outboxSize(t, st); n != 0 {
+			t.Errorf("outbox holds %d rows, want 0", n)
+		}
+	})
+
+	t.Run("the transactional flow refuses crash-after-relay-publish before sending anything", func(t *testing.T) {
+		t.Parallel()
+		svc, fp, _, _ := testService(t, true)
+		_, err := svc.Place(ctx, validRequest("u1"), "", Fault{Point: FaultCrashAfterRelayPublish})
 		var ve *ValidationError
 		if !errors.As(err, &ve) {
 			t.Fatalf("Place = %v, want a ValidationError", err)
+		}
+		if sent, _ := fp.Counts(); sent != 0 {
+			t.Errorf("%d half messages sent, want none", sent)
 		}
 	})
 

@@ -10,6 +10,9 @@
 // Send, then save: publish, then insert. If the insert fails or the process dies before it, the
 // world hears of an order that never existed: the cart loses items for nothing.
 //
+// Both run, on purpose, in wrong_send.go, and three wrong check-backs (step 5 answered without the
+// barrier, from memory, or not at all) in wrong_checkback.go; wrong.go lists them.
+//
 // # The right way: a transactional ("half") message
 //
 //  1. Validate the request and build the order and its event. The order ID is made here, before
@@ -64,6 +67,9 @@ type attempt struct {
 func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault Fault) (Placed, error) {
 	// Step 1: validate and build (build, below). Bad input is rejected before anything is written
 	// or sent, and a replayed Idempotency-Key answers with the order it created.
+	if fault.Has(FaultCrashAfterRelayPublish) {
+		return Placed{}, invalidFault(FaultCrashAfterRelayPublish + " has no meaning here: only PLACEMENT=outbox has a relay")
+	}
 	row, replayed, err := s.build(ctx, req, idemKey)
 	switch {
 	case err != nil:
@@ -96,7 +102,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		// the ID as rolled back, and the message is dropped: nothing is ever delivered.
 		log.WarnContext(ctx, "half message not sent", "err", err)
 		s.metrics.placedAs(OutcomeBrokerUnavailable)
-		return Placed{}, fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)}
 	}
 	s.recordAnswer(at, res.State)
 
@@ -121,7 +127,7 @@ func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault 
 		// Rolled back locally and answered Rollback: the half message is dropped.
 		log.ErrorContext(ctx, "local transaction failed; order not placed", "err", at.err)
 		s.metrics.placedAs(OutcomeNotPlaced)
-		return Placed{}, fmt.Errorf("%w: %w", ErrNotPlaced, at.err)
+		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %w", ErrNotPlaced, at.err)}
 	}
 }
 
@@ -154,8 +160,9 @@ func (s *Service) ExecuteLocalTransaction(msg *primitive.Message) (state primiti
 		// came first (this transaction was slower than the broker's transaction timeout), this
 		// insert fails on the primary key and the whole transaction rolls back, which agrees
 		// with the rollback the check-back already answered. Without this row, a check-back that
-		// arrives mid-transaction would see no order, answer rollback, and we would then commit
-		// an order whose event is lost.
+		// arrives mid-transaction would see no order and answer rollback; should our own commit
+		// then be lost too, we would have committed an order whose event is gone
+		// (PLACEMENT=naive-check-back, wrong_checkback.go).
 		if err := tx.ClaimCommitted(ctx, at.row.OrderID, at.row.CreatedAt); err != nil {
 			return err
 		}
@@ -243,7 +250,7 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 
 // build is step 1: it validates the request and builds the order's rows. It answers an
 // Idempotency-Key replay (replayed is then set) without building anything. Nothing is written or
-// sent. The benchmark baselines share it (baselines.go).
+// sent. The wrong placements without a half message share it (wrong_send.go).
 func (s *Service) build(ctx context.Context, req Request, idemKey string) (row store.OrderRow, replayed *Placed, err error) {
 	if err := validate(req, idemKey); err != nil {
 		s.metrics.placedAs(OutcomeInvalid)

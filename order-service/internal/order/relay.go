@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"rmqtx/order-service/internal/store"
+	"rmqtx/order-service/internal/timeline"
 	"rmqtx/pkg/faults"
 )
 
@@ -35,6 +36,7 @@ type Relay struct {
 	batch    int
 	faults   bool
 	crash    func()
+	timeline *timeline.Recorder
 	wake     chan struct{}
 	metrics  relayMetrics
 }
@@ -51,12 +53,14 @@ type RelayConfig struct {
 	Faults bool
 	// Crash is what the fault point calls; nil means faults.KillSelf.
 	Crash func()
+	// Timeline records each published event on its order's timeline; nil records none.
+	Timeline *timeline.Recorder
 }
 
 // NewRelay builds a relay publishing with p; its metrics are registered on reg.
 func NewRelay(st *store.Store, p PlainProducer, log *slog.Logger, reg prometheus.Registerer, cfg RelayConfig) (*Relay, error) {
 	r := &Relay{store: st, producer: p, log: log.With("component", "outbox-relay"), interval: cfg.Interval,
-		batch: cfg.Batch, faults: cfg.Faults, crash: cfg.Crash, wake: make(chan struct{}, 1)}
+		batch: cfg.Batch, faults: cfg.Faults, crash: cfg.Crash, timeline: cfg.Timeline, wake: make(chan struct{}, 1)}
 	if r.interval <= 0 {
 		r.interval = 100 * time.Millisecond
 	}
@@ -111,24 +115,32 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	crashAfterPublish := false
-	var sendErr error
+	var (
+		sendErr error
+		claimed []store.OutboxRow
+		msgIDs  []string
+	)
 	err = r.store.InRelayTx(ctx, func(tx *store.Store) error {
 		rows, err := tx.ClaimOutbox(ctx, r.batch)
 		if err != nil {
 			return err
 		}
 		sent := make([]int64, 0, len(rows))
+		msgIDs = make([]string, 0, len(rows))
 		for _, row := range rows {
 			msg, err := relayMessage(row)
+			var res *primitive.SendResult
 			if err == nil {
-				_, err = r.producer.SendSync(ctx, msg)
+				res, err = r.producer.SendSync(ctx, msg)
 			}
 			if err != nil {
 				sendErr = fmt.Errorf("publish order %s: %w", row.OrderID, err)
 				break
 			}
 			sent = append(sent, row.ID)
+			msgIDs = append(msgIDs, res.MsgID)
 		}
+		claimed = rows
 		published = len(sent)
 		for _, row := range rows[:len(sent)] {
 			if r.faults && row.Fault == FaultCrashAfterRelayPublish {
@@ -145,6 +157,9 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 	if err != nil {
 		// Published but not deleted: published again later, applied once by the consumer.
 		return 0, fmt.Errorf("outbox batch: %w", err)
+	}
+	for i, row := range claimed[:published] {
+		r.timeline.Record(row.OrderID, timeline.EventSent, "outbox relay: OrderCreated published as a plain message and its outbox row deleted (message ID "+msgIDs[i]+")", time.Now())
 	}
 	r.metrics.published.Add(float64(published))
 	if sendErr != nil {

@@ -38,6 +38,8 @@ type Service struct {
 	timeline *timeline.Recorder // what happened, for people watching; nil records nothing
 	tracing  *tracing.Provider
 	tracer   trace.Tracer
+	// placement is PLACEMENT: the check-back of a wrong one is replaced (wrong_checkback.go).
+	placement string
 
 	// inflight hands each attempt from Place to ExecuteLocalTransaction, which the client library
 	// calls on the same goroutine, in between, with nothing but the message. It is never used to
@@ -67,6 +69,9 @@ type Config struct {
 	// Timeline records each order's steps (timeline.go), for people watching; nil records none
 	// (TIMELINE=off).
 	Timeline *timeline.Recorder
+	// Placement is PLACEMENT; "" means transactional. The wrong check-backs (wrong_checkback.go)
+	// are chosen here, because the producer's listener is fixed when it is built.
+	Placement string
 }
 
 // NewService builds the Service and, through cfg.NewProducer, its producer (not started).
@@ -76,8 +81,12 @@ func NewService(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) (*Ser
 	}
 	s := &Service{
 		store: st, topic: cfg.Topic, faults: cfg.Faults, txBound: cfg.LocalTxTimeout, log: log, metrics: m,
-		crash: cfg.Crash, tracing: cfg.Tracing, timeline: cfg.Timeline,
+		crash: cfg.Crash, tracing: cfg.Tracing, timeline: cfg.Timeline, placement: cfg.Placement,
 	}
+	if s.placement == "" {
+		s.placement = PlacementTransactional
+	}
+	m.placementIs(s.placement)
 	if s.txBound == 0 {
 		s.txBound = 5 * time.Second
 	}
@@ -93,7 +102,7 @@ func NewService(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) (*Ser
 		s.tracing = tracing.Disabled()
 	}
 	s.tracer = s.tracing.Tracer(tracerName)
-	p, err := cfg.NewProducer(s)
+	p, err := cfg.NewProducer(s.listener())
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer: %w", err)
 	}
@@ -118,4 +127,4 @@ func (s *Service) Warmup(ctx context.Context) error {
 
 // injects reports whether fault injection is on and f is the given point. The flow calls it at
 // each fault point, so a reader sees exactly where each one strikes.
-func (s *Service) injects(f Fault, point string) bool { return s.faults && f.Point == point }
+func (s *Service) injects(f Fault, point string) bool { return s.faults && f.Has(point) }

@@ -39,7 +39,7 @@ func (s *Service) recordAnswer(at *attempt, state primitive.LocalTransactionStat
 		s.timeline.Record(at.row.OrderID, timeline.AnswerSent, "rollback: the half message is dropped", s.now())
 	default:
 		why := "the commit's outcome is unknown"
-		if at.fault.Point == FaultSkipEndTransaction {
+		if at.fault.Has(FaultSkipEndTransaction) {
 			why = "fault injection: skip-end-transaction"
 		}
 		s.timeline.Record(at.row.OrderID, timeline.AnswerWithheld, why+"; the broker will check back", s.now())

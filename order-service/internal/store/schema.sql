@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS tx_log (
 -- web page. Written beside the flow, never deciding it: every step is written afterwards, in
 -- batches (a write inside the local transaction would cost every order one more statement), and
 -- may be lost with a crashing process, which is then what the timeline truthfully lacks.
+-- Steps older than TIMELINE_RETENTION are purged, in batches, through idx_order_timeline_at
+-- (pkg/retention adds it to a table created before it was here).
 CREATE TABLE IF NOT EXISTS order_timeline (
   id       BIGINT       NOT NULL AUTO_INCREMENT,
   order_id VARCHAR(64)  NOT NULL,
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS order_timeline (
   instance VARCHAR(128) NOT NULL,
   at       DATETIME(6)  NOT NULL,
   PRIMARY KEY (id),
-  KEY idx_order_timeline_order (order_id, id)
+  KEY idx_order_timeline_order (order_id, id),
+  KEY idx_order_timeline_at (at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- PLACEMENT=outbox only: each order's OrderCreated event, written in the order's own local

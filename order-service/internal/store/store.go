@@ -13,12 +13,19 @@ import (
 	"gorm.io/gorm/clause"
 
 	"rmqtx/pkg/mysqldb"
+	"rmqtx/pkg/retention"
 )
 
 // Schema is applied at start by mysqldb.Open.
 //
 //go:embed schema.sql
 var Schema string
+
+// Purged are the tables whose rows older than TIMELINE_RETENTION main purges in the background:
+// they describe what happened, and nothing reads them to decide anything.
+var Purged = []retention.Table{
+	{Name: "order_timeline", Column: "at", Index: "idx_order_timeline_at"},
+}
 
 // Outcome is what tx_log says about an order's local transaction.
 type Outcome string
@@ -190,9 +197,22 @@ func (s *Store) OrderByIdempotencyKey(ctx context.Context, userID, key string) (
 
 // OrdersByUser lists a user's orders, newest first.
 func (s *Store) OrdersByUser(ctx context.Context, userID string, limit int) ([]OrderRow, error) {
+	return s.listOrders(ctx, s.db.WithContext(ctx).Where("user_id = ?", userID), userID, limit)
+}
+
+// OrdersBefore is the page of OrdersByUser after the order (beforeAt, beforeID): the user's orders
+// created before beforeAt, or at the same instant with a smaller ID, newest first. Pages never
+// overlap or skip an order, however many share an instant; the range is on
+// idx_orders_user_created, whose entries end with the primary key.
+func (s *Store) OrdersBefore(ctx context.Context, userID string, beforeAt time.Time, beforeID string, limit int) ([]OrderRow, error) {
+	q := s.db.WithContext(ctx).Where("user_id = ? AND created_at <= ? AND (created_at < ? OR order_id < ?)",
+		userID, beforeAt, beforeAt, beforeID)
+	return s.listOrders(ctx, q, userID, limit)
+}
+
+func (s *Store) listOrders(ctx context.Context, q *gorm.DB, userID string, limit int) ([]OrderRow, error) {
 	var rows []OrderRow
-	err := s.db.WithContext(ctx).Where("user_id = ?", userID).
-		Order("created_at DESC").Order("order_id DESC").Limit(limit).Find(&rows).Error
+	err := q.Order("created_at DESC").Order("order_id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list orders of %s: %w", userID, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"rmqtx/order-service/internal/store"
 	"rmqtx/pkg/mysqldb"
 	"rmqtx/pkg/testenv"
@@ -57,5 +59,49 @@ func TestOrdersByUserNewestFirst(t *testing.T) {
 	}
 	if len(rows) != 2 || rows[0].OrderID != "c" || rows[1].OrderID != "b" || len(rows[0].Items) != 2 {
 		t.Fatalf("rows = %+v", rows)
+	}
+}
+
+// TestOrdersBeforePagesWithoutGapsOrRepeats walks a user's orders page by page, with several
+// orders sharing an instant across page boundaries: every order comes exactly once, newest first
+// (by time, then by ID), and another user's orders never show.
+func TestOrdersBeforePagesWithoutGapsOrRepeats(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	// Newest first: e and d share the newest instant, c, b and a the one before.
+	want := []string{"e", "d", "c", "b", "a"}
+	at := map[string]time.Time{"e": base, "d": base, "c": base.Add(-time.Second), "b": base.Add(-time.Second), "a": base.Add(-time.Second)}
+	for id, t0 := range at {
+		o := orderRow(id)
+		o.CreatedAt = t0
+		if err := s.InsertOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := orderRow("z")
+	other.UserID = "u2"
+	other.CreatedAt = base.Add(-time.Second)
+	if err := s.InsertOrder(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 2, 3, 5} {
+		rows, err := s.OrdersByUser(ctx, "u1", limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for len(rows) > 0 {
+			for _, r := range rows {
+				got = append(got, r.OrderID)
+			}
+			last := rows[len(rows)-1]
+			if rows, err = s.OrdersBefore(ctx, "u1", last.CreatedAt, last.OrderID, limit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("pages of %d (-want +got):\n%s", limit, d)
+		}
 	}
 }

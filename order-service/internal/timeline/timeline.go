@@ -31,6 +31,11 @@ const (
 	AnswerSent      = "answer_sent"     // detail: commit or rollback
 	AnswerWithheld  = "answer_withheld" // no answer sent: the broker will check back
 	CheckBack       = "check_back"      // detail: the answer and why
+
+	// Only the wrong ways of placing an order (order/wrong.go) record these.
+	EventSent    = "event_sent"     // a plain message, visible at once (save-then-send, send-then-save)
+	EventNotSent = "event_not_sent" // the order exists and its event was never sent
+	EventResent  = "event_resent"   // fault resend-event: the same order published again as a new message
 )
 
 // Step is one row of order_timeline.

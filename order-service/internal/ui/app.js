@@ -9,6 +9,7 @@
 const POLL_MS = 500;
 const UNIT_PRICE_CENTS = 999; // every SKU costs the same here; prices are not the point
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const ORDERS_SHOWN = 20; // the newest orders of the user: the first page of GET /orders
 
 // One sentence per step: what it is and why it matters. Steps a service does not know yet are
 // shown with their detail only.
@@ -38,6 +39,21 @@ const ORDER_STEPS = {
   answer_withheld: {
     title: "No answer sent",
     why: "The broker got no commit or rollback (a lost packet, a crash, or here a fault), so the event stays invisible until the broker asks.",
+    tone: "warn",
+  },
+  event_sent: {
+    title: "Event sent as a plain message",
+    why: "A wrong way on purpose: a plain message is visible to cart-service at once and cannot be taken back, whatever becomes of the order.",
+    tone: "warn",
+  },
+  event_not_sent: {
+    title: "Event never sent",
+    why: "A wrong way on purpose: the order exists, and nothing will ever send its event; the cart keeps the items for ever.",
+    tone: "bad",
+  },
+  event_resent: {
+    title: "Event published again, as a new message",
+    why: "Fault resend-event: the same order under a second message ID, as an application resend or an outbox relay would publish it. cart-service must see a duplicate by the order ID.",
     tone: "warn",
   },
   check_back: {
@@ -232,9 +248,18 @@ async function placeOrder(ev) {
       status === 201 ? "ok" : "warn");
       watch(id, before, fault);
     } else {
-      // 4xx: nothing was written or sent. 5xx: nothing will ever be delivered. The order ID is not
-      // in the answer, so there is no timeline to watch here.
-      say(`${status}: ${errorText(data, status)}. Nothing reaches the cart.`, status >= 500 ? "bad" : "warn");
+      // 4xx: nothing was written or sent. 5xx: nothing will ever be delivered; but the order was
+      // attempted (500 order_not_placed, 503 broker_unavailable), and the answer names it
+      // (error.order_id), so its timeline shows what happened: the local transaction rolled back,
+      // and so did its half message.
+      const id = data && data.error && data.error.order_id;
+      if (id) {
+        state.placedHere.set(id, `answered ${status}`);
+        say(`${status}: ${errorText(data, status)}. Nothing reaches the cart. Order ${id} was attempted: its timeline below shows why.`, "bad");
+        watch(id, before, fault);
+      } else {
+        say(`${status}: ${errorText(data, status)}. Nothing reaches the cart.`, status >= 500 ? "bad" : "warn");
+      }
     }
   } catch (err) {
     // No answer at all: a crash fault point killed the instance mid-request, as asked.
@@ -358,9 +383,29 @@ function drawOutcome(outcome, appliedAt, orderSteps) {
   if (has("local_tx_committed") && has("check_back") && !has("answer_sent") && !has("answer_withheld")) {
     text += " No answer was recorded: the instance died before sending one, so the broker had to ask.";
   }
+  text += brokenOutcome(outcome, appliedAt, orderSteps, has);
   p.textContent = text;
   p.dataset.state = outcome;
   p.dataset.applied = appliedAt ? "yes" : "no";
+}
+
+// brokenOutcome names what a wrong placement broke for this order, once it shows: an order whose
+// cart never changed, or a cart changed for an order that does not exist.
+const NEVER_AFTER_MS = 15000; // the right way reaches the cart within a few seconds, even after a check-back
+
+function brokenOutcome(outcome, appliedAt, orderSteps, has) {
+  const c = state.config;
+  if (!c.wrong_way) return "";
+  const first = orderSteps.length ? Date.parse(orderSteps[0].at) : NaN;
+  const old = Number.isFinite(first) && Date.now() - first > NEVER_AFTER_MS;
+  if (appliedAt && outcome !== "committed") {
+    return ` BROKEN (PLACEMENT=${c.placement}): cart-service took the items off the cart for an order that does not exist, a phantom.`;
+  }
+  if (outcome === "committed" && !appliedAt && old) {
+    const why = c.placement === "save-then-send" && !has("event_sent") ? " Event never sent." : "";
+    return ` BROKEN (PLACEMENT=${c.placement}):${why} Cart never updated: the order exists, and its event is lost.`;
+  }
+  return "";
 }
 
 function quantities(lines) {
@@ -404,7 +449,7 @@ let orders = [];
 
 async function refreshOrders() {
   try {
-    const { status, data } = await api("GET", `../orders?user_id=${encodeURIComponent(state.user)}`);
+    const { status, data } = await api("GET", `../orders?user_id=${encodeURIComponent(state.user)}&limit=${ORDERS_SHOWN}`);
     if (status !== 200) return;
     orders = data.orders || [];
   } catch (err) {
@@ -428,7 +473,7 @@ async function refreshOrders() {
 
 function drawOrders() {
   $("#orders-empty").hidden = orders.length > 0;
-  const rows = orders.slice(0, 20).map((o) => {
+  const rows = orders.map((o) => {
     const watched = state.watched && state.watched.id === o.order_id;
     const items = o.items.map((it) => `${it.quantity} × ${it.sku}`).join(", ");
     const answer = state.placedHere.get(o.order_id);
@@ -470,6 +515,14 @@ function setUser(user) {
 
 function drawConfig() {
   const c = state.config;
+  const banner = $("#wrong-way");
+  if (c.wrong_way) {
+    banner.replaceChildren(
+      el("span", { text: "This instance places orders a WRONG way, on purpose: " }),
+      el("span", { class: "mono", text: `PLACEMENT=${c.placement}` }),
+      el("span", { text: `. ${c.wrong_way}.` }));
+    banner.hidden = false;
+  }
   const select = $("#fault");
   for (const f of c.fault_points) {
     select.append(el("option", { value: f.header, text: f.header }));

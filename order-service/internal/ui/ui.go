@@ -31,6 +31,10 @@ type Config struct {
 	CartURL  *url.URL // cart-service's base URL (CART_URL); nil: the page says how to set it
 	Faults   bool     // FAULT_INJECTION=on: the page offers the fault points
 	Timeline bool     // TIMELINE=on: steps are being recorded
+	// Placement is PLACEMENT; WrongWay says what it breaks, "" for the right way (the page then
+	// shows no banner).
+	Placement string
+	WrongWay  string
 }
 
 // faultPoint is one choice of the page's fault menu.
@@ -46,6 +50,8 @@ var faultPoints = []faultPoint{
 	{order.FaultCrashAfterLocalCommit, "this instance dies after the local commit: another instance answers the check-back"},
 	{order.FaultFailLocalTx, "the local transaction fails: rollback, nothing is written or delivered"},
 	{order.FaultSlowLocalTx + "=3", "the local transaction holds its locks for 3 s: a check-back in between waits for it"},
+	{order.FaultResendEvent, "once placed, the order's event is published again as a new message (a resend after an ambiguous send): cart-service must see a duplicate, by order ID"},
+	{order.FaultSlowLocalTx + "=8," + order.FaultSkipEndTransaction, "both: an 8 s local transaction whose answer is lost: only the tx_log barrier lets the check-back commit it"},
 	{order.FaultCartFailOnce, "cart-service fails the first delivery: the broker delivers it again"},
 	{order.FaultCartCrashAfterCommit, "cart-service dies after applying, before acknowledging: the redelivery is a harmless duplicate"},
 }
@@ -56,6 +62,8 @@ type configJSON struct {
 	FaultPoints    []faultPoint `json:"fault_points"`
 	CartConnected  bool         `json:"cart_connected"`
 	Timeline       bool         `json:"timeline"`
+	Placement      string       `json:"placement"`
+	WrongWay       string       `json:"wrong_way,omitempty"`
 }
 
 // With serves the page in front of api: / redirects to /ui/, /ui/ is the page, /ui/config what it
@@ -66,6 +74,7 @@ func With(api http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	page.HandleFunc("GET /ui/config", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, configJSON{
 			FaultInjection: cfg.Faults, FaultPoints: faultPoints, CartConnected: cfg.CartURL != nil, Timeline: cfg.Timeline,
+			Placement: cfg.Placement, WrongWay: cfg.WrongWay,
 		})
 	})
 	cart := http.StripPrefix("/ui/cart", cartProxy(log, cfg.CartURL))

@@ -24,7 +24,13 @@ type Result struct {
 	E2EMeasured bool    `json:"e2e_measured"` // false when no CARTS_DSN was given
 	E2EMissing  int     `json:"e2e_missing"`  // placed orders not applied to a cart when the run gave up waiting
 
-	Errors  map[string]int `json:"errors"`       // by kind: http_503, timeout, refused, overload, ...
+	// Answers refused by the service's admission bound (503 "overloaded", nothing done), kept
+	// apart: how many, how fast they came, and the latency of every other answer.
+	Refused      int     `json:"refused"`
+	AdmittedHTTP Summary `json:"admitted_ms"`
+	RefusedHTTP  Summary `json:"refused_ms"`
+
+	Errors  map[string]int `json:"errors"`       // by kind: http_503, http_503_overloaded, timeout, refused, overload, ...
 	PeakRSS map[string]int `json:"peak_rss_kib"` // per watched process, the highest VmRSS sampled
 	// CPU is the cores each watched process used on average during the measured window, and
 	// under "machine" all processes together (from /proc/stat): where the time goes.

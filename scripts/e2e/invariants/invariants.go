@@ -213,8 +213,9 @@ func readOrders(ctx context.Context, db *sql.DB) (orderSide, error) {
 	return o, err
 }
 
-// Check reads both databases once, each in one snapshot, the carts database first.
-func Check(ctx context.Context, ordersDB, cartsDB *sql.DB) (Report, error) {
+// Check reads both databases once, each in one snapshot, the carts database first. users, if any,
+// narrow the check to those users (scope.go).
+func Check(ctx context.Context, ordersDB, cartsDB *sql.DB, users ...string) (Report, error) {
 	c, err := readCarts(ctx, cartsDB)
 	if err != nil {
 		return Report{}, err
@@ -222,6 +223,9 @@ func Check(ctx context.Context, ordersDB, cartsDB *sql.DB) (Report, error) {
 	o, err := readOrders(ctx, ordersDB)
 	if err != nil {
 		return Report{}, err
+	}
+	if len(users) > 0 {
+		c, o = only(c, o, users)
 	}
 	return judge(c, o), nil
 }
@@ -341,11 +345,12 @@ func judge(c cartSide, o orderSide) Report {
 }
 
 // WaitSettled checks repeatedly until no order is missing from the cart side or wait passes, and
-// returns the last report. Every other violation never settles: it is reported at once.
-func WaitSettled(ctx context.Context, ordersDB, cartsDB *sql.DB, wait time.Duration) (Report, error) {
+// returns the last report. Every other violation never settles: it is reported at once. users, if
+// any, narrow the check as in Check.
+func WaitSettled(ctx context.Context, ordersDB, cartsDB *sql.DB, wait time.Duration, users ...string) (Report, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		r, err := Check(ctx, ordersDB, cartsDB)
+		r, err := Check(ctx, ordersDB, cartsDB, users...)
 		if err != nil || len(r.Missing) == 0 || !r.settledOK() || time.Now().After(deadline) {
 			return r, err
 		}

@@ -8,7 +8,7 @@
 //	                                      the fixed-rate runs
 //
 // Labels are "<placement> c=<clients>" for the fixed-concurrency runs and "<placement> rate" for
-// the fixed-rate ones, placement being direct, dual-write or transactional.
+// the fixed-rate ones, placement being direct, save-then-send or transactional.
 package main
 
 import (
@@ -27,7 +27,7 @@ import (
 
 const (
 	direct        = "direct"
-	dualWrite     = "dual-write"
+	saveThenSend  = "save-then-send"
 	transactional = "transactional"
 )
 
@@ -118,7 +118,7 @@ func isService(process string) bool {
 
 var names = map[string]string{
 	direct:        "A direct",
-	dualWrite:     "B dual-write",
+	saveThenSend:  "B save-then-send",
 	transactional: "C transactional",
 }
 
@@ -127,7 +127,7 @@ func (t *table) print(w io.Writer) {
 	fmt.Fprintf(w, "%-16s %7s %9s %9s %9s %9s %10s %10s  %s\n",
 		"placement", "clients", "orders/s", "http p50", "http p95", "http p99", "e2e p50", "e2e p99", "errors")
 	for _, c := range t.clients {
-		for _, p := range []string{direct, dualWrite, transactional} {
+		for _, p := range []string{direct, saveThenSend, transactional} {
 			r, ok := t.closed[p][c]
 			if !ok {
 				continue
@@ -145,19 +145,19 @@ func (t *table) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	t.ratioRow(w, "throughput  C / A", func(a, c bench.Result) float64 { return c.OrdersPerS / a.OrdersPerS }, direct)
-	t.ratioRow(w, "throughput  C / B", func(b, c bench.Result) float64 { return c.OrdersPerS / b.OrdersPerS }, dualWrite)
-	t.ratioRow(w, "throughput  B / A", func(a, b bench.Result) float64 { return b.OrdersPerS / a.OrdersPerS }, direct, dualWrite)
+	t.ratioRow(w, "throughput  C / B", func(b, c bench.Result) float64 { return c.OrdersPerS / b.OrdersPerS }, saveThenSend)
+	t.ratioRow(w, "throughput  B / A", func(a, b bench.Result) float64 { return b.OrdersPerS / a.OrdersPerS }, direct, saveThenSend)
 	t.ratioRow(w, "HTTP p99    C / A", func(a, c bench.Result) float64 { return c.HTTP.P99 / a.HTTP.P99 }, direct)
-	t.ratioRow(w, "HTTP p99    C / B", func(b, c bench.Result) float64 { return c.HTTP.P99 / b.HTTP.P99 }, dualWrite)
+	t.ratioRow(w, "HTTP p99    C / B", func(b, c bench.Result) float64 { return c.HTTP.P99 / b.HTTP.P99 }, saveThenSend)
 
-	b, okB := t.open[dualWrite]
+	b, okB := t.open[saveThenSend]
 	c, okC := t.open[transactional]
 	if okB || okC {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Same offered rate (open loop), %.0f orders/s = half of C's best throughput\n", max(b.Rate, c.Rate))
 		fmt.Fprintf(w, "%-16s %9s %9s %9s %10s %10s %10s %8s  %s\n", "placement", "orders/s", "http p50", "http p99",
 			"e2e p50", "e2e p95", "e2e p99", "missing", "errors")
-		for _, p := range []string{dualWrite, transactional} {
+		for _, p := range []string{saveThenSend, transactional} {
 			r, ok := t.open[p]
 			if !ok {
 				continue
@@ -309,7 +309,7 @@ func (t *table) targets(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "  ?      no baseline A results")
 	}
-	if b, c := t.open[dualWrite], t.open[transactional]; b.E2EMeasured && c.E2EMeasured {
+	if b, c := t.open[saveThenSend], t.open[transactional]; b.E2EMeasured && c.E2EMeasured {
 		ok := c.E2E.P99 <= 1.5*b.E2E.P99 && c.E2EMissing == 0
 		fmt.Fprintf(w, "  %-6s e2e p99 C <= 1.5 x B at %.0f orders/s: %.2f ms vs %.2f ms = %.2f x\n",
 			verdict(ok), c.Rate, c.E2E.P99, b.E2E.P99, c.E2E.P99/b.E2E.P99)

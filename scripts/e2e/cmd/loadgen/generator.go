@@ -12,7 +12,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +30,7 @@ type generator struct {
 	latencies []time.Duration
 	placed    []string // order IDs answered 201/202 in the measured window
 	errs      map[string]int
+	admission admission // the same answers, refused for overload or not
 }
 
 // closedLoop keeps c.concurrency clients busy, each sending its next order when the last is
@@ -111,6 +111,7 @@ func (g *generator) placeOne(ctx context.Context, due time.Time, measured bool) 
 	g.requests++
 	if answered {
 		g.latencies = append(g.latencies, took) // error answers count too: they are answers
+		g.admission.add(kind, took)
 	}
 	if kind == "" {
 		g.placed = append(g.placed, orderID)
@@ -134,7 +135,7 @@ func (g *generator) post(ctx context.Context, url string, body []byte) (orderID,
 		return "", transportKind(err), false
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
-		return "", "http_" + strconv.Itoa(resp.StatusCode), true
+		return "", errorKind(resp.StatusCode, raw), true
 	}
 	var out struct {
 		Order struct {

@@ -17,6 +17,12 @@ func printText(w io.Writer, r bench.Result) {
 	}
 	fmt.Fprintf(w, "%s%s for %.0fs: %d requests, %d placed, %.1f orders/s\n", label(r), load, r.DurationS, r.Requests, r.Placed, r.OrdersPerS)
 	fmt.Fprintf(w, "  HTTP latency ms        p50 %7.2f  p95 %7.2f  p99 %7.2f  max %7.2f\n", r.HTTP.P50, r.HTTP.P95, r.HTTP.P99, r.HTTP.Max)
+	if r.Refused > 0 {
+		fmt.Fprintf(w, "  admitted ms            p50 %7.2f  p95 %7.2f  p99 %7.2f  max %7.2f  (%d answers)\n",
+			r.AdmittedHTTP.P50, r.AdmittedHTTP.P95, r.AdmittedHTTP.P99, r.AdmittedHTTP.Max, r.AdmittedHTTP.Count)
+		fmt.Fprintf(w, "  refused (503) ms       p50 %7.2f  p95 %7.2f  p99 %7.2f  max %7.2f  (%d refused for overload)\n",
+			r.RefusedHTTP.P50, r.RefusedHTTP.P95, r.RefusedHTTP.P99, r.RefusedHTTP.Max, r.Refused)
+	}
 	if r.E2EMeasured {
 		fmt.Fprintf(w, "  order -> cart ms       p50 %7.2f  p95 %7.2f  p99 %7.2f  max %7.2f  (%d applied, %d not applied in time)\n",
 			r.E2E.P50, r.E2E.P95, r.E2E.P99, r.E2E.Max, r.E2E.Count, r.E2EMissing)
