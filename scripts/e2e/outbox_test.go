@@ -49,6 +49,10 @@ func TestOutboxFailureWindows(t *testing.T) {
 		if n := outboxRows(); n < 1 {
 			t.Errorf("outbox holds %d rows with the broker down, want the order's event", n)
 		}
+		// Still ready: readiness does not depend on the broker in this placement.
+		if code, body := get(t, s.orders[0], "/readyz"); code != 200 {
+			t.Errorf("/readyz with the broker down = %d %s, want 200", code, body)
+		}
 		s.cartStays(t, u, start, 2*time.Second)
 		t0 := time.Now()
 		restartBroker(t)
