@@ -295,6 +295,8 @@ type suite struct {
 	cart     *proc
 	ordersDB *sql.DB
 	cartsDB  *sql.DB
+	// the databases' DSNs, for the scenario scripts' invariant checker
+	ordersDSN, cartsDSN string
 }
 
 func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
@@ -319,6 +321,7 @@ func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	}
 	pgroup, cgroup := testenv.Unique("e2e_pg"), testenv.Unique("e2e_cg")
 	s := &suite{
+		ordersDSN: ordersDSN, cartsDSN: cartsDSN,
 		cart: newProc("cart", cartBin, freeAddr(t), with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})),
 	}
 	for i := range 2 {
