@@ -91,11 +91,20 @@ func (r *Relay) Wake() {
 func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTicker(r.interval)
 	defer poll.Stop()
+	failing := 0 // batches failed in a row: an outage is logged when it starts and when it ends
 	for {
 		n, err := r.Once(context.WithoutCancel(ctx))
-		if err != nil {
+		switch {
+		case err != nil && failing == 0:
 			// Typically the broker is down: the rows stay, and the next poll tries again.
-			r.log.WarnContext(ctx, "outbox batch not published; retrying at the next poll", "err", err)
+			r.log.WarnContext(ctx, "outbox batch not published; retrying at every poll until it is", "err", err)
+			failing++
+		case err != nil:
+			r.log.DebugContext(ctx, "outbox batch not published", "err", err)
+			failing++
+		case failing > 0:
+			r.log.InfoContext(ctx, "outbox published again", "failed_batches", failing)
+			failing = 0
 		}
 		if err == nil && n == r.batch {
 			continue // more rows are probably waiting
