@@ -169,7 +169,7 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 		return 0, fmt.Errorf("outbox batch: %w", err)
 	}
 	for i, row := range claimed[:published] {
-		r.timeline.Record(row.OrderID, timeline.EventSent, "outbox relay: OrderCreated published as a plain message and its outbox row deleted (message ID "+msgIDs[i]+")", time.Now())
+		r.timeline.Record(row.OrderID, timeline.OutboxPublished, "OrderCreated published as a normal message, its outbox row deleted (message ID "+msgIDs[i]+")", time.Now())
 	}
 	r.metrics.published.Add(float64(published))
 	if sendErr != nil {
