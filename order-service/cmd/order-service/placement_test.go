@@ -127,3 +127,49 @@ func freeLoopbackAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// The outbox is a right way: it starts without FAULT_INJECTION, logs no WARN about a wrong way,
+// reports its mode, and its readiness leaves the broker out (it places orders without it).
+func TestRunInTheOutboxPlacementNeedsNoFaultInjection(t *testing.T) {
+	t.Parallel()
+	addr := freeLoopbackAddr(t)
+	env := map[string]string{
+		"HTTP_ADDR":            addr,
+		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       testenv.Unique("outbox"),
+		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
+		"PLACEMENT":            order.PlacementOutbox,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	testenv.Eventually(t, 60*time.Second, "/metrics served", func() bool { return get("/metrics") != "" })
+
+	if m := get("/metrics"); !strings.Contains(m, `order_placement_mode{mode="outbox"} 1`) || !strings.Contains(m, "outbox_rows 0") {
+		t.Errorf("/metrics has no order_placement_mode{mode=\"outbox\"} 1 and outbox_rows 0:\n%s", m)
+	}
+	if r := get("/readyz"); !strings.Contains(r, `"mysql"`) || strings.Contains(r, `"rocketmq"`) {
+		t.Errorf("/readyz = %s, want the mysql check and no rocketmq check", r)
+	}
+	if strings.Contains(out.String(), "WRONG way") {
+		t.Errorf("the outbox logged a wrong-way WARN:\n%s", out.String())
+	}
+}
