@@ -15,8 +15,8 @@ import (
 	"rmqtx/pkg/faults"
 )
 
-// Relay publishes the outbox (outbox.go) as normal RocketMQ messages, oldest row first, and
-// deletes each row once the broker has stored its event. Every order-service instance runs one.
+// Relay publishes the outbox (outbox.go) as normal RocketMQ messages, oldest row first, a batch
+// at a time, and deletes the rows once the broker has stored their events. Every order-service instance runs one.
 //
 // One batch is one MySQL transaction: claim rows (SELECT ... FOR UPDATE SKIP LOCKED), publish
 // them, delete them, commit. The row locks are the claim: another relay skips the rows this one
@@ -119,7 +119,15 @@ func (r *Relay) Run(ctx context.Context) {
 }
 
 // Once claims, publishes and deletes at most one batch of outbox rows, and returns how many it
-// published. Rows published before a failed send are deleted; the others stay for a later batch.
+// published.
+//
+// The batch goes to the broker in one send (a RocketMQ batch message: one request, one queue,
+// stored all or nothing). One send per row made the relay the bottleneck: at 8 clients on two
+// cores, orders were accepted about three times as fast as a row-at-a-time relay published them,
+// and the outbox grew for as long as the load lasted. A failed send publishes nothing, deletes
+// nothing, and the whole batch waits for the next poll. A row that cannot be turned into a message
+// (or names another topic than the first) ends the batch before it, so it cannot hold up the rows
+// claimed ahead of it.
 func (r *Relay) Once(ctx context.Context) (published int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -127,39 +135,46 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 	crashAfterPublish := false
 	var (
 		sendErr error
-		claimed []store.OutboxRow
-		msgIDs  []string
+		sent    []store.OutboxRow
+		msgs    []*primitive.Message
 	)
 	err = r.store.InRelayTx(ctx, func(tx *store.Store) error {
 		rows, err := tx.ClaimOutbox(ctx, r.batch)
-		if err != nil {
+		if err != nil || len(rows) == 0 {
 			return err
 		}
-		sent := make([]int64, 0, len(rows))
-		msgIDs = make([]string, 0, len(rows))
+		msgs = make([]*primitive.Message, 0, len(rows))
 		for _, row := range rows {
 			msg, err := relayMessage(row)
-			var res *primitive.SendResult
-			if err == nil {
-				res, err = r.producer.SendSync(ctx, msg)
+			if err == nil && row.Topic != rows[0].Topic {
+				err = fmt.Errorf("outbox row %d is for topic %s, the batch for %s", row.ID, row.Topic, rows[0].Topic)
 			}
 			if err != nil {
-				sendErr = fmt.Errorf("publish order %s: %w", row.OrderID, err)
+				sendErr = err
 				break
 			}
-			sent = append(sent, row.ID)
-			msgIDs = append(msgIDs, res.MsgID)
+			msgs = append(msgs, msg)
 		}
-		claimed = rows
-		published = len(sent)
-		for _, row := range rows[:len(sent)] {
+		if len(msgs) == 0 {
+			return nil
+		}
+		if _, err := r.producer.SendSync(ctx, msgs...); err != nil {
+			sendErr = fmt.Errorf("publish %d events: %w", len(msgs), err)
+			return nil // nothing published: the rows stay for the next poll
+		}
+		sent = rows[:len(msgs)]
+		for _, row := range sent {
 			if r.faults && row.Fault == FaultCrashAfterRelayPublish {
-				// Commit without the delete: the row stays, published; the fault fires once.
+				// Commit without the deletes: the rows stay, published; the fault fires once.
 				crashAfterPublish = true
 				return tx.ClearOutboxFault(ctx, row.ID)
 			}
 		}
-		return tx.DeleteOutbox(ctx, sent)
+		ids := make([]int64, len(sent))
+		for i, row := range sent {
+			ids[i] = row.ID
+		}
+		return tx.DeleteOutbox(ctx, ids)
 	})
 	if crashAfterPublish && err == nil {
 		r.crash() // published, not deleted: the next relay publishes again, a duplicate
@@ -168,8 +183,10 @@ func (r *Relay) Once(ctx context.Context) (published int, err error) {
 		// Published but not deleted: published again later, applied once by the consumer.
 		return 0, fmt.Errorf("outbox batch: %w", err)
 	}
-	for i, row := range claimed[:published] {
-		r.timeline.Record(row.OrderID, timeline.OutboxPublished, "OrderCreated published as a normal message, its outbox row deleted (message ID "+msgIDs[i]+")", time.Now())
+	published = len(sent)
+	for i, row := range sent {
+		r.timeline.Record(row.OrderID, timeline.OutboxPublished, "OrderCreated published as a normal message, its outbox row deleted (message ID "+
+			msgs[i].GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex)+")", time.Now())
 	}
 	r.metrics.published.Add(float64(published))
 	if sendErr != nil {
@@ -187,6 +204,10 @@ func relayMessage(row store.OutboxRow) (*primitive.Message, error) {
 	}
 	msg := primitive.NewMessage(row.Topic, row.Body)
 	msg.WithProperties(props)
+	// The client gives a message its ID only when it is sent alone; in a batch each needs its own,
+	// or consumers see the broker's offset ID instead. A row published again gets a new one: it
+	// is a new message, as with any resend.
+	msg.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
 	return msg.WithTag(row.Tag).WithKeys([]string{row.OrderID}), nil
 }
 
