@@ -16,17 +16,19 @@ import (
 )
 
 // Relay publishes the outbox (outbox.go) as normal RocketMQ messages, oldest row first, a batch
-// at a time, and deletes the rows once the broker has stored their events. Every order-service instance runs one.
+// at a time, and deletes the rows once the broker has stored their events. Every order-service
+// instance runs one.
 //
 // One batch is one MySQL transaction: claim rows (SELECT ... FOR UPDATE SKIP LOCKED), publish
-// them, delete them, commit. The row locks are the claim: another relay skips the rows this one
+// them in one send, delete them, commit. The row locks are the claim: another relay skips the rows this one
 // holds, so two relays never publish the same row at once. If this relay dies anywhere before the
 // commit, its connection closes, the server rolls back, the locks go, and another relay (or this
 // one, restarted) publishes the rows again. Between publish and commit that is a duplicate; the
 // consumer's deduplication by order ID applies it once.
 //
-// Ordering: within one relay rows go out in id order, but two relays publish side by side, so
-// events of different orders may arrive in any order. Nothing here needs more: each order's event
+// Ordering: within one relay rows go out in id order, but two relays publish side by side (and
+// each batch lands on one of the topic's queues), so events of different orders may arrive in
+// any order. Nothing here needs more: each order's event
 // stands alone.
 type Relay struct {
 	store    *store.Store
