@@ -58,31 +58,76 @@ func testMain(m *testing.M) int {
 	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
 		return m.Run()
 	}
-	bin, err := os.MkdirTemp("", "e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	// scripts/test.sh runs the cluster tests (which bring every server of their own) in a second
+	// go test of this package beside the first, to halve the wall time: E2E_LOGS gives that run a
+	// log folder of its own, E2E_BROKER=off keeps it from starting (and at the end stopping) the
+	// suite's broker, which the other run is using, and E2E_BIN lets both use one build.
+	artifacts = os.Getenv("E2E_LOGS")
+	if artifacts == "" {
+		artifacts = filepath.Join(root, ".infra", "e2e-logs")
+	}
+	// The folder is emptied: only a folder of its own under .infra/ is accepted.
+	if rel, err := filepath.Rel(filepath.Join(root, ".infra"), artifacts); err != nil || !filepath.IsAbs(artifacts) ||
+		rel == "." || strings.HasPrefix(rel, "..") {
+		fmt.Fprintf(os.Stderr, "e2e: E2E_LOGS must be an absolute path of a folder under %s, got %q\n", filepath.Join(root, ".infra"), artifacts)
 		return 1
 	}
-	defer os.RemoveAll(bin)
-	artifacts = filepath.Join(root, ".infra", "e2e-logs")
 	os.RemoveAll(artifacts)
-	os.MkdirAll(artifacts, 0o755)
-
-	// Built the way the images are (scripts/build-services.sh: each service from its own go.mod),
-	// plus the race detector, which needs cgo where the images are static.
-	build := exec.Command(filepath.Join(root, "scripts", "build-services.sh"), bin, "-race")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build the services: %v\n%s", err, out)
-		return 1
-	}
-	orderBin, cartBin = filepath.Join(bin, "order-service"), filepath.Join(bin, "cart-service")
-
-	if err := brokerUp(); err != nil {
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	defer brokerDown()
+
+	bin := os.Getenv("E2E_BIN")
+	if bin != "" {
+		for _, name := range []string{"order-service", "cart-service"} {
+			if _, err := os.Stat(filepath.Join(bin, name)); err != nil || !filepath.IsAbs(bin) {
+				fmt.Fprintf(os.Stderr, "e2e: E2E_BIN must be an absolute path holding order-service and cart-service (scripts/build-services.sh DIR -race), got %q\n", bin)
+				return 1
+			}
+		}
+	} else {
+		bin, err = os.MkdirTemp("", "e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(bin)
+		// Built the way the images are (scripts/build-services.sh: each service from its own
+		// go.mod), plus the race detector, which needs cgo where the images are static.
+		build := exec.Command(filepath.Join(root, "scripts", "build-services.sh"), bin, "-race")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build the services: %v\n%s", err, out)
+			return 1
+		}
+	}
+	orderBin, cartBin = filepath.Join(bin, "order-service"), filepath.Join(bin, "cart-service")
+
+	switch os.Getenv("E2E_BROKER") {
+	case "off":
+		suiteBrokerOff = true
+	case "", "on":
+		if err := brokerUp(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+			return 1
+		}
+		defer brokerDown()
+	default:
+		fmt.Fprintln(os.Stderr, "e2e: E2E_BROKER must be on or off")
+		return 1
+	}
 	return apiChecked(m.Run())
+}
+
+// suiteBrokerOff: this run did not start the suite's broker (E2E_BROKER=off).
+var suiteBrokerOff bool
+
+// needSuiteBroker fails a test that uses the suite's broker in a run that did not start it.
+func needSuiteBroker(t *testing.T) {
+	t.Helper()
+	if suiteBrokerOff {
+		t.Fatal("this test needs the suite's broker, which E2E_BROKER=off did not start: run it without E2E_BROKER=off")
+	}
 }
 
 func e2eInfraEnv() []string {
@@ -126,6 +171,7 @@ func killBroker(t *testing.T) {
 
 func restartBroker(t *testing.T) {
 	t.Helper()
+	needSuiteBroker(t)
 	if err := brokerUp(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +347,7 @@ type suite struct {
 
 func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	t.Helper()
+	needSuiteBroker(t)
 	ordersDSN, cartsDSN := testenv.NewDatabase(t, "e2e_orders"), testenv.NewDatabase(t, "e2e_carts")
 	common := map[string]string{
 		"ROCKETMQ_NAMESRV":     "127.0.0.1:" + e2eNamesrvPort,

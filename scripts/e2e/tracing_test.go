@@ -127,6 +127,7 @@ func (r *otlpReceiver) wait(t *testing.T, service, name, orderID string) span {
 
 func TestTraceFollowsAnOrderAcrossTheBroker(t *testing.T) {
 	t.Parallel()
+	needSuiteBroker(t)
 	rec := &otlpReceiver{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

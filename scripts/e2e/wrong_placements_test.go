@@ -53,6 +53,7 @@ var wrongCases = []wrongCase{
 }
 
 func TestWrongPlacements(t *testing.T) {
+	needSuiteBroker(t)
 	ordersDSN, cartsDSN := testenv.NewDatabase(t, "wrong_orders"), testenv.NewDatabase(t, "wrong_carts")
 	topic := testenv.Unique("wrong")
 	env := func(extra map[string]string) map[string]string {

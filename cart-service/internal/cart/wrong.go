@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -73,9 +74,10 @@ type wrongWay struct {
 	persist func() error // ack-before-commit: send acknowledged offsets to the broker now
 
 	// ack-before-commit: acknowledged messages waiting for the worker to apply them.
-	later chan *primitive.MessageExt
-	done  sync.WaitGroup
-	close sync.Once
+	later  chan *primitive.MessageExt
+	done   sync.WaitGroup
+	mu     sync.Mutex // guards closed and the sends on later: the client does not wait for
+	closed bool       // running callbacks when it shuts down, so one may still hand a message over
 }
 
 func newWrongWay(h *Handler, mode string, persist func() error) *wrongWay {
@@ -114,7 +116,12 @@ func (h *Handler) Callback() func(context.Context, ...*primitive.MessageExt) (co
 // the consumer has stopped. It does nothing for the other modes, or when called again.
 func (h *Handler) Close() {
 	if h.wrong.later != nil {
-		h.wrong.close.Do(func() { close(h.wrong.later) })
+		h.wrong.mu.Lock()
+		if !h.wrong.closed {
+			h.wrong.closed = true
+			close(h.wrong.later)
+		}
+		h.wrong.mu.Unlock()
 		h.wrong.done.Wait()
 	}
 }
@@ -195,8 +202,8 @@ func (h *Handler) applyDeletingLines(ctx context.Context, tx *store.Store, _ *pr
 }
 
 // applyEach returns a callback that handles each message like Consume does, with apply in place of
-// the right consumer's transaction. Faults cart-fail-once and cart-crash-after-commit are honoured
-// as in handle, so that a wrong consumer meets the same failures the right one does.
+// the right consumer's transaction. The cart fault points are honoured as in handle, so that a
+// wrong consumer meets the same failures the right one does.
 func (h *Handler) applyEach(apply func(context.Context, *store.Store, *primitive.MessageExt, events.OrderCreated, time.Time) (string, string, error)) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		result := consumer.ConsumeSuccess
@@ -206,6 +213,9 @@ func (h *Handler) applyEach(apply func(context.Context, *store.Store, *primitive
 				setRetryDelay(ctx, msg.ReconsumeTimes)
 			}
 		}
+		if result == consumer.ConsumeRetryLater {
+			h.countDeadLetters(msgs)
+		}
 		return result, nil
 	}
 }
@@ -214,6 +224,11 @@ func (h *Handler) handleWith(ctx context.Context, msg *primitive.MessageExt, app
 	log := h.log.With("msg_id", msg.MsgId, "msg_key", msg.GetKeys(), "reconsume_times", msg.ReconsumeTimes, "consumer", h.wrong.mode)
 	ctx, span := h.startConsume(ctx, msg)
 	defer func() {
+		// As in handle: a panicking callback would be neither acknowledged nor retried.
+		if p := recover(); p != nil {
+			log.ErrorContext(ctx, "panic while applying a message; retrying", "panic", p, "stack", string(debug.Stack()))
+			outcome = OutcomeRetried
+		}
 		h.metrics.handled(outcome)
 		endConsume(span, outcome)
 	}()
@@ -228,6 +243,13 @@ func (h *Handler) handleWith(ctx context.Context, msg *primitive.MessageExt, app
 	fault := h.fault(log, msg)
 	if fault == faults.CartFailOnce && msg.ReconsumeTimes == 0 {
 		h.note(msg, ev.OrderID, StepRetry, "fault injection: cart-fail-once fails the first delivery")
+		return OutcomeRetried
+	}
+	if fault == faults.CartCrashBeforeApply && h.firstTime(ctx, log, ev.OrderID, fault) {
+		// As in handle: not acknowledged, so the broker delivers it again after the restart.
+		h.noteNow(ctx, msg, ev.OrderID, StepCrashedBeforeApply,
+			"fault injection: cart-crash-before-apply: crashing before the cart transaction; not acknowledged, so the broker delivers the message again")
+		h.crash()
 		return OutcomeRetried
 	}
 
@@ -278,6 +300,11 @@ func (h *Handler) handleWith(ctx context.Context, msg *primitive.MessageExt, app
 
 // consumeAckFirst acknowledges every message before anything is applied.
 func (h *Handler) consumeAckFirst(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	h.wrong.mu.Lock()
+	defer h.wrong.mu.Unlock()
+	if h.wrong.closed { // shutting down: nobody would apply them; let the broker deliver them again
+		return consumer.ConsumeRetryLater, nil
+	}
 	for _, msg := range msgs {
 		h.note(msg, msg.GetKeys(), StepAcknowledgedFirst, "acknowledged at once; a worker applies it later")
 		h.wrong.later <- msg

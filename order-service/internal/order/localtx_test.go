@@ -143,6 +143,10 @@ func TestCheckBackWaitsForInFlightLocalTx(t *testing.T) {
 		t.Run(fmt.Sprintf("local tx commits=%v", commit), func(t *testing.T) {
 			t.Parallel()
 			svc, fp, st, dsn := testService(t, true)
+			// Neither the local transaction nor the check-back may give up while the test looks
+			// at them: on a machine busy enough to make looking slow, their usual bounds (5 s and
+			// 10 s) would end the wait this test is about.
+			svc.txBound, svc.checkBound = 2*time.Minute, 2*time.Minute
 			db, dbName := openSQL(t, dsn)
 			ctx := context.Background()
 

@@ -232,9 +232,9 @@ func (s *Service) CheckLocalTransaction(msg *primitive.MessageExt) (state primit
 		log.WarnContext(ctx, "check-back for a message without an order ID; rolling it back")
 		return primitive.RollbackMessageState
 	}
-	// Bounded: the library answers check-backs one at a time, so a stuck one stalls them all.
-	// A local transaction holding the row longer than this gets Unknown, and a later check.
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Bounded (10 s): the library answers check-backs one at a time, so a stuck one stalls them
+	// all. A local transaction holding the row longer than this gets Unknown, and a later check.
+	ctx, cancel := context.WithTimeout(ctx, s.checkBound)
 	defer cancel()
 	outcome, err = s.store.ResolveCheck(ctx, orderID, s.now())
 	if err != nil {

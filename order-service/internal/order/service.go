@@ -31,13 +31,15 @@ type Service struct {
 	topic    string
 	faults   bool
 	txBound  time.Duration
-	log      *slog.Logger
-	metrics  *Metrics
-	crash    func()
-	now      func() time.Time
-	timeline *timeline.Recorder // what happened, for people watching; nil records nothing
-	tracing  *tracing.Provider
-	tracer   trace.Tracer
+	// checkBound bounds one check-back (place.go says why).
+	checkBound time.Duration
+	log        *slog.Logger
+	metrics    *Metrics
+	crash      func()
+	now        func() time.Time
+	timeline   *timeline.Recorder // what happened, for people watching; nil records nothing
+	tracing    *tracing.Provider
+	tracer     trace.Tracer
 	// placement is PLACEMENT: the check-back of a wrong one is replaced (wrong_checkback.go).
 	placement string
 
@@ -90,6 +92,7 @@ func NewService(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) (*Ser
 	if s.txBound == 0 {
 		s.txBound = 5 * time.Second
 	}
+	s.checkBound = 10 * time.Second
 	if s.crash == nil {
 		s.crash = faults.KillSelf
 	}

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -56,7 +55,7 @@ type naiveCheckBack struct{ *Service }
 
 func (n naiveCheckBack) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
 	orderID := msg.GetKeys()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), n.checkBound)
 	defer cancel()
 	_, err := n.store.Order(ctx, orderID)
 	switch {
@@ -88,7 +87,9 @@ func (n naiveCheckBack) CheckLocalTransaction(msg *primitive.MessageExt) primiti
 // any instance, restarted or not, reads the same way.
 type memoryCheckBack struct {
 	*Service
-	states sync.Map // order ID -> primitive.LocalTransactionState
+	// order ID -> primitive.LocalTransactionState. It only grows, as in RocketMQ's example: one
+	// more reason not to answer from memory (a teaching mode, never left running).
+	states sync.Map
 }
 
 func (m *memoryCheckBack) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {

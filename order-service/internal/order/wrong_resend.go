@@ -68,7 +68,11 @@ func (r *Resend) Place(ctx context.Context, req Request, idemKey string, fault F
 // resend reads the order back, as an outbox relay would, and sends its event as a new message: a
 // new *primitive.Message gets a new UNIQ_KEY, hence a new message ID at the consumer.
 func (s *Service) resend(ctx context.Context, orderID string, fault Fault, p PlainProducer) error {
-	row, err := s.store.Order(context.WithoutCancel(ctx), orderID)
+	// Not cancelled with the request (the order is placed; the fault is the second message), but
+	// bounded: it holds the request and its admission slot.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendBound)
+	defer cancel()
+	row, err := s.store.Order(ctx, orderID)
 	if err != nil {
 		return fmt.Errorf("read order %s back: %w", orderID, err)
 	}
@@ -76,7 +80,7 @@ func (s *Service) resend(ctx context.Context, orderID string, fault Fault, p Pla
 	if err != nil {
 		return err
 	}
-	res, err := p.SendSync(context.WithoutCancel(ctx), msg)
+	res, err := p.SendSync(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("send order %s again: %w", orderID, err)
 	}

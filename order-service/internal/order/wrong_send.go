@@ -90,8 +90,12 @@ func (d *SaveThenSend) Place(ctx context.Context, req Request, idemKey string, f
 	if err != nil {
 		return Placed{}, err
 	}
-	ctx, span := d.s.startSend(ctx, msg, row.OrderID)
-	res, err := d.producer.SendSync(ctx, msg)
+	// Not cancelled with the request: a client hanging up now must not be what loses the event.
+	// (It still can be lost, which is the point: by a crash here, or a send that fails.)
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendBound)
+	defer cancel()
+	sendCtx, span := d.s.startSend(sendCtx, msg, row.OrderID)
+	res, err := d.producer.SendSync(sendCtx, msg)
 	span.End()
 	if err != nil {
 		// The order is committed; its event is lost. This is the bug the project exists to show.
@@ -105,6 +109,10 @@ func (d *SaveThenSend) Place(ctx context.Context, req Request, idemKey string, f
 	}
 	return Placed{Order: fromRow(row, StatusCreated)}, nil
 }
+
+// sendBound bounds a plain send that must not be cancelled with its request (save-then-send's, and
+// resend-event's): the client's own send timeout is 3 s, with retries.
+const sendBound = 10 * time.Second
 
 // SendThenSave publishes OrderCreated as a plain message first, then writes the order.
 //
