@@ -19,10 +19,11 @@
 #   CARTS_DSN       (rmqtx:rmqtx@tcp(127.0.0.1:3306)/carts)
 #   FAULT_INJECTION (on: the scenario scripts need it; never on in production)
 #   TIMELINE        (on: record each order's steps for the web page; off to measure their cost)
-#   PLACEMENT       (transactional) how both order-service instances place orders; any other value
+#   PLACEMENT       (transactional) how both order-service instances place orders; outbox is the
+#                   other right way (order-service/internal/order/outbox.go); any other value
 #                   is a wrong way on purpose (order-service/internal/order/wrong.go) and needs
 #                   FAULT_INJECTION=on. An instance already running keeps its placement: the
-#                   scenarios under scenarios/wrong/ stop both instances first.
+#                   scenarios under scenarios/wrong/ and outbox-broker-down.sh stop both first.
 #   CONSUMER        (correct: cart-service's consumer; the others are wrong on purpose, for
 #                   scripts/scenarios/wrong/, and need FAULT_INJECTION=on)
 #   ROCKETMQ_NAMESRV, ROCKETMQ_BROKER_ADDR, ROCKETMQ_TOPIC, ORDER_GROUP, CART_GROUP, LOG_LEVEL

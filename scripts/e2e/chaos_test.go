@@ -61,6 +61,12 @@ func itemsKey(user string, items map[string]int) string {
 //
 // The random choices come from one seed, logged; CHAOS_SEED=<n> replays the same schedule.
 func TestKillEverythingUnderLoad(t *testing.T) {
+	killEverythingUnderLoad(t, "")
+}
+
+// killEverythingUnderLoad is the chaos run with order-service in placement ("" for the
+// transactional flow; outbox_test.go runs it with "outbox").
+func killEverythingUnderLoad(t *testing.T, placement string) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
 		var err error
@@ -73,7 +79,11 @@ func TestKillEverythingUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	intN := func(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return rng.IntN(n) }
 
-	s := newSuite(t)
+	var orderEnv map[string]string
+	if placement != "" {
+		orderEnv = map[string]string{"PLACEMENT": placement}
+	}
+	s := newSuite(t, orderEnv)
 	const (
 		users       = 30
 		maxOrders   = 2000
@@ -385,5 +395,15 @@ func TestKillEverythingUnderLoad(t *testing.T) {
 	}
 	if byStatus["201"] < minCreated {
 		t.Fatalf("only %d orders were created (want at least %d): the run proves little", byStatus["201"], minCreated)
+	}
+	if placement == "outbox" {
+		// The outbox needs no broker to place an order: none is refused for its outage, and
+		// every event has left the outbox once the carts have them.
+		if n := byStatus["503 broker_unavailable"]; n != 0 {
+			t.Errorf("%d orders refused with 503 broker_unavailable in outbox mode, want none", n)
+		}
+		testenv.Eventually(t, 30*time.Second, "an empty outbox", func() bool {
+			return s.count(t, s.ordersDB, "SELECT COUNT(*) FROM outbox") == 0
+		})
 	}
 }

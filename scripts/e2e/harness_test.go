@@ -335,15 +335,17 @@ func (p *proc) metric(t *testing.T, series string) float64 {
 }
 
 // suite is two order-service instances (one producer group) and one cart-service, each with its
-// own database, on a topic of their own.
+// own database, on a topic of their own. orderEnv adds settings of order-service (PLACEMENT=outbox).
 type suite struct {
 	orders   []*proc
 	cart     *proc
 	ordersDB *sql.DB
 	cartsDB  *sql.DB
+	// the databases' DSNs, for the scenario scripts' invariant checker
+	ordersDSN, cartsDSN string
 }
 
-func newSuite(t *testing.T) *suite {
+func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	t.Helper()
 	needSuiteBroker(t)
 	ordersDSN, cartsDSN := testenv.NewDatabase(t, "e2e_orders"), testenv.NewDatabase(t, "e2e_carts")
@@ -366,13 +368,19 @@ func newSuite(t *testing.T) *suite {
 	}
 	pgroup, cgroup := testenv.Unique("e2e_pg"), testenv.Unique("e2e_cg")
 	s := &suite{
+		ordersDSN: ordersDSN, cartsDSN: cartsDSN,
 		cart: newProc("cart", cartBin, freeAddr(t), with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})),
 	}
 	for i := range 2 {
 		// CART_URL: the web page each instance serves reaches cart-service through it.
-		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t),
-			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr,
-				"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})))
+		env := with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + s.cart.addr,
+			"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})
+		for _, extra := range orderEnv {
+			for k, v := range extra {
+				env[k] = v
+			}
+		}
+		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t), env))
 	}
 	t.Cleanup(func() {
 		for _, p := range append(append([]*proc{}, s.orders...), s.cart) {

@@ -49,9 +49,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	maxInFlight := env.Int("MAX_IN_FLIGHT", defaultMaxInFlight, 1, mysqldb.DefaultMaxOpenConns)
 	admissionWait := env.DurationUpTo("ADMISSION_WAIT", 0, time.Second)
 	shutdownGrace := env.Duration("SHUTDOWN_TIMEOUT", 20*time.Second)
-	// The right way, or one of the wrong ways kept to show what breaks and to measure against
-	// (internal/order/wrong.go); those start only with FAULT_INJECTION=on.
+	// One of the two right ways (the transactional message, or the outbox of
+	// internal/order/outbox.go), or one of the wrong ways kept to show what breaks and to measure
+	// against (internal/order/wrong.go); those start only with FAULT_INJECTION=on.
 	placement := env.OneOf("PLACEMENT", order.PlacementTransactional, order.Placements...)
+	// PLACEMENT=outbox only: the relay's settings (internal/order/relay.go).
+	relayCfg := order.RelayConfig{
+		Interval: env.Duration("OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
+		Batch:    env.Int("OUTBOX_BATCH", 100, 1, 1000),
+		Faults:   cfg.Faults,
+	}
 	// Optional: where the web page's cart requests go (package ui); unset, the page says so.
 	cartURL := env.URL("CART_URL")
 	// How this instance names itself in order timelines (instanceName).
@@ -171,8 +178,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	// Placement: the transactional flow, unless a wrong way was asked for.
-	placer, stopPlacer, err := choosePlacement(placement, svc, cfg)
+	// Placement: the transactional flow, unless the outbox or a wrong way was asked for.
+	var (
+		placer     httpapi.Placer
+		stopPlacer func()
+	)
+	if placement == order.PlacementOutbox {
+		relayCfg.Timeline = steps
+		placer, stopPlacer, err = startOutbox(svc, orders, cfg, relayCfg, log, reg)
+	} else {
+		placer, stopPlacer, err = choosePlacement(placement, svc, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -180,11 +196,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// HTTP: until SIGTERM/SIGINT; then stop taking requests and let in-flight orders finish.
 	// The deferred calls above then shut down the producer and close the database, in that order.
-	handler := httpapi.NewServer(log, svc, placer, admit, cfg.Faults, map[string]httpx.Check{
+	ready := map[string]httpx.Check{
 		"mysql":     orders.Ping,
 		"rocketmq":  func(ctx context.Context) error { return adm.Ping(ctx, cfg.Topic) },
 		"admission": admit.Ready,
-	}, reg)
+	}
+	if placement == order.PlacementOutbox {
+		// The outbox places orders without the broker: an instance that left the load balancer
+		// whenever the broker is down would throw that away. The backlog shows in outbox_rows.
+		delete(ready, "rocketmq")
+	}
+	handler := httpapi.NewServer(log, svc, placer, admit, cfg.Faults, ready, reg)
 	// The web page (/ and /ui/) in front of the API. It reaches cart-service through this
 	// service, so a browser needs one address and no CORS.
 	handler = ui.With(handler, log, ui.Config{CartURL: cartURL, Faults: cfg.Faults, Timeline: cfg.Timeline,
@@ -262,4 +284,45 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 	}
 	// resend-event publishes a placed order's event again (internal/order/wrong_resend.go).
 	return svc.WithResend(placer, p), stop, nil
+}
+
+// startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
+// publishes with a plain producer of its own (its own group and instance name, as the wrong ways' plain producer).
+// stop lets the relay finish its batch, then shuts the producer down.
+func startOutbox(svc *order.Service, orders *store.Store, cfg config.Common, relayCfg order.RelayConfig,
+	log *slog.Logger, reg prometheus.Registerer) (placer httpapi.Placer, stop func(), err error) {
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(mq.Resolver(cfg.Namesrv)),
+		producer.WithGroupName(cfg.Group+"-outbox"),
+		producer.WithInstanceName(mq.InstanceName("order-outbox")),
+		producer.WithSendMsgTimeout(3*time.Second),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rocketmq producer (outbox relay): %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start rocketmq producer (outbox relay): %w", err)
+	}
+	relay, err := order.NewRelay(orders, p, log, reg, relayCfg)
+	if err != nil {
+		p.Shutdown()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// After a broker restart the client would learn the broker's route again only at its next
+	// 30 s refresh, and the outbox would wait that long (19 s measured, with the broker up): refresh
+	// on the transactional producer's short period instead (pkg/mq/heartbeat.go).
+	if err := mq.KeepRegistered(ctx, p, mq.RegisterPeriod); err != nil {
+		log.Warn("the outbox relay's producer refreshes its routes at the client's 30 s", "err", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relay.Run(ctx)
+	}()
+	return svc.Outbox(relay.Wake), func() {
+		cancel()
+		<-done
+		p.Shutdown()
+	}, nil
 }

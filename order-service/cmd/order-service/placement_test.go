@@ -23,19 +23,19 @@ func TestRunRejectsUnknownPlacement(t *testing.T) {
 		"PLACEMENT":        "fire-and-forget",
 	}
 	err := run(context.Background(), func(k string) string { return env[k] }, &strings.Builder{})
-	want := "PLACEMENT must be one of transactional, direct, save-then-send, send-then-save, naive-check-back, memory-check-back, no-check-back"
+	want := "PLACEMENT must be one of transactional, outbox, direct, save-then-send, send-then-save, naive-check-back, memory-check-back, no-check-back"
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("run = %v, want one line containing %q", err, want)
 	}
 }
 
-// A wrong way can never run by accident: every placement but the transactional one stops the
+// A wrong way can never run by accident: every placement but the two right ones stops the
 // service at start unless FAULT_INJECTION=on, with one line naming both settings, before any
 // server is contacted (the addresses here lead nowhere).
 func TestRunRefusesAWrongPlacementWithoutFaultInjection(t *testing.T) {
 	t.Parallel()
 	for _, placement := range order.Placements {
-		if placement == order.PlacementTransactional {
+		if placement == order.PlacementTransactional || placement == order.PlacementOutbox {
 			continue
 		}
 		for _, faults := range []string{"", "off"} {
@@ -126,4 +126,50 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// The outbox is a right way: it starts without FAULT_INJECTION, logs no WARN about a wrong way,
+// reports its mode, and its readiness leaves the broker out (it places orders without it).
+func TestRunInTheOutboxPlacementNeedsNoFaultInjection(t *testing.T) {
+	t.Parallel()
+	addr := freeLoopbackAddr(t)
+	env := map[string]string{
+		"HTTP_ADDR":            addr,
+		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       testenv.Unique("outbox"),
+		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
+		"PLACEMENT":            order.PlacementOutbox,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	testenv.Eventually(t, 60*time.Second, "/metrics served", func() bool { return get("/metrics") != "" })
+
+	if m := get("/metrics"); !strings.Contains(m, `order_placement_mode{mode="outbox"} 1`) || !strings.Contains(m, "outbox_rows 0") {
+		t.Errorf("/metrics has no order_placement_mode{mode=\"outbox\"} 1 and outbox_rows 0:\n%s", m)
+	}
+	if r := get("/readyz"); !strings.Contains(r, `"mysql"`) || strings.Contains(r, `"rocketmq"`) {
+		t.Errorf("/readyz = %s, want the mysql check and no rocketmq check", r)
+	}
+	if strings.Contains(out.String(), "WRONG way") {
+		t.Errorf("the outbox logged a wrong-way WARN:\n%s", out.String())
+	}
 }

@@ -32,9 +32,12 @@ const (
 	// FaultResendEvent publishes a placed order's OrderCreated a second time, as a new message
 	// (wrong_resend.go): what an application-level resend after an ambiguous send result does, or an
 	// outbox relay that dies before deleting its row.
-	FaultResendEvent          = "resend-event"
-	FaultCartFailOnce         = faults.CartFailOnce
-	FaultCartCrashAfterCommit = faults.CartCrashAfterCommit
+	FaultResendEvent = "resend-event"
+	// PLACEMENT=outbox only (outbox.go): the relay dies after publishing the order's event and
+	// before deleting its outbox row, for real.
+	FaultCrashAfterRelayPublish = "crash-after-relay-publish"
+	FaultCartFailOnce           = faults.CartFailOnce
+	FaultCartCrashAfterCommit   = faults.CartCrashAfterCommit
 )
 
 // maxSlow bounds slow-local-tx: it holds a database transaction open for that long.
@@ -92,7 +95,8 @@ func (f *Fault) add(part string) (string, error) {
 		return name, nil
 	}
 	switch name {
-	case FaultCrashAfterHalf, FaultCrashAfterLocalCommit, FaultSkipEndTransaction, FaultFailLocalTx, FaultResendEvent:
+	case FaultCrashAfterHalf, FaultCrashAfterLocalCommit, FaultSkipEndTransaction, FaultFailLocalTx, FaultResendEvent,
+		FaultCrashAfterRelayPublish:
 		if !hasArg {
 			return name, nil
 		}

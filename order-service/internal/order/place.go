@@ -67,6 +67,9 @@ type attempt struct {
 func (s *Service) Place(ctx context.Context, req Request, idemKey string, fault Fault) (Placed, error) {
 	// Step 1: validate and build (build, below). Bad input is rejected before anything is written
 	// or sent, and a replayed Idempotency-Key answers with the order it created.
+	if fault.Has(FaultCrashAfterRelayPublish) {
+		return Placed{}, invalidFault(FaultCrashAfterRelayPublish + " has no meaning here: only PLACEMENT=outbox has a relay")
+	}
 	row, replayed, err := s.build(ctx, req, idemKey)
 	switch {
 	case err != nil:

@@ -31,9 +31,9 @@ const (
 	PlacementNoCheckBack     = "no-check-back"     // wrong_checkback.go: never answers a check-back
 )
 
-// Placements lists every PLACEMENT value, the right way first.
+// Placements lists every PLACEMENT value, the two right ways first (PlacementOutbox is in outbox.go).
 var Placements = []string{
-	PlacementTransactional, PlacementDirect, PlacementSaveThenSend, PlacementSendThenSave,
+	PlacementTransactional, PlacementOutbox, PlacementDirect, PlacementSaveThenSend, PlacementSendThenSave,
 	PlacementNaiveCheckBack, PlacementMemoryCheckBack, PlacementNoCheckBack,
 }
 

@@ -56,3 +56,22 @@ CREATE TABLE IF NOT EXISTS order_timeline (
   KEY idx_order_timeline_order (order_id, id),
   KEY idx_order_timeline_at (at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- PLACEMENT=outbox only: each order's OrderCreated event, written in the order's own local
+-- transaction and deleted by the relay once the broker has stored it (internal/order/relay.go).
+-- A row here is an event owed to the broker; the table is empty when the relay keeps up. id gives
+-- the relay its order of work; the relays claim rows with SELECT ... FOR UPDATE SKIP LOCKED, so
+-- no index beyond the primary key is needed.
+CREATE TABLE IF NOT EXISTS outbox (
+  id         BIGINT       NOT NULL AUTO_INCREMENT,
+  order_id   VARCHAR(64)  NOT NULL,
+  topic      VARCHAR(127) NOT NULL,
+  tag        VARCHAR(64)  NOT NULL,
+  -- The message's properties as JSON (traceparent, a forwarded cart fault point).
+  properties TEXT         NOT NULL,
+  body       MEDIUMBLOB   NOT NULL,
+  -- A relay-side fault point (FAULT_INJECTION=on), cleared when it fires.
+  fault      VARCHAR(32)  NOT NULL DEFAULT '',
+  created_at DATETIME(6)  NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

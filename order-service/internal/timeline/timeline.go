@@ -32,6 +32,9 @@ const (
 	AnswerWithheld  = "answer_withheld" // no answer sent: the broker will check back
 	CheckBack       = "check_back"      // detail: the answer and why
 
+	// Only the outbox (order/outbox.go, order/relay.go) records this, after its local commit.
+	OutboxPublished = "outbox_published" // the relay published the event and deleted its outbox row
+
 	// Only the wrong ways of placing an order (order/wrong.go) record these.
 	EventSent    = "event_sent"     // a plain message, visible at once (save-then-send, send-then-save)
 	EventNotSent = "event_not_sent" // the order exists and its event was never sent

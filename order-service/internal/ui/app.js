@@ -41,6 +41,10 @@ const ORDER_STEPS = {
     why: "The broker got no commit or rollback (a lost packet, a crash, or here a fault), so the event stays invisible until the broker asks.",
     tone: "warn",
   },
+  outbox_published: {
+    title: "Event published by the outbox relay",
+    why: "PLACEMENT=outbox: the event was committed with the order in an outbox row; the relay has handed it to the broker as a normal message and deleted the row. A relay that dies between the two publishes it again, and cart-service sees a duplicate by the order ID.",
+  },
   event_sent: {
     title: "Event sent as a plain message",
     why: "A wrong way on purpose: a plain message is visible to cart-service at once and cannot be taken back, whatever becomes of the order.",

@@ -56,6 +56,16 @@ var faultPoints = []faultPoint{
 	{order.FaultCartCrashAfterCommit, "cart-service dies after applying, before acknowledging: the redelivery is a harmless duplicate"},
 }
 
+// outboxFaultPoints are the choices with PLACEMENT=outbox, which has no half message: the points
+// that need one would be refused.
+var outboxFaultPoints = []faultPoint{
+	{order.FaultCrashAfterLocalCommit, "this instance dies after the local commit, before waking its relay: a relay (the other instance's, at its next poll) publishes the event"},
+	{order.FaultFailLocalTx, "the local transaction fails: neither the order nor its outbox row is written"},
+	{order.FaultCrashAfterRelayPublish, "the relay that publishes the event dies before deleting its outbox row: published again, a harmless duplicate by order ID"},
+	{order.FaultCartFailOnce, "cart-service fails the first delivery: the broker delivers it again"},
+	{order.FaultCartCrashAfterCommit, "cart-service dies after applying, before acknowledging: the redelivery is a harmless duplicate"},
+}
+
 // configJSON answers GET /ui/config.
 type configJSON struct {
 	FaultInjection bool         `json:"fault_injection"`
@@ -72,8 +82,12 @@ func With(api http.Handler, log *slog.Logger, cfg Config) http.Handler {
 	page := http.NewServeMux()
 	page.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
 	page.HandleFunc("GET /ui/config", func(w http.ResponseWriter, r *http.Request) {
+		points := faultPoints
+		if cfg.Placement == order.PlacementOutbox {
+			points = outboxFaultPoints
+		}
 		httpx.WriteJSON(w, http.StatusOK, configJSON{
-			FaultInjection: cfg.Faults, FaultPoints: faultPoints, CartConnected: cfg.CartURL != nil, Timeline: cfg.Timeline,
+			FaultInjection: cfg.Faults, FaultPoints: points, CartConnected: cfg.CartURL != nil, Timeline: cfg.Timeline,
 			Placement: cfg.Placement, WrongWay: cfg.WrongWay,
 		})
 	})

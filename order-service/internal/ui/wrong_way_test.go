@@ -38,3 +38,27 @@ func TestConfigNamesAWrongPlacement(t *testing.T) {
 		t.Error("the page has no wrong-way banner, or its script never fills it or names a broken outcome")
 	}
 }
+
+// With PLACEMENT=outbox the page offers the outbox's fault points, none that needs a half message.
+func TestConfigOffersTheOutboxFaultPoints(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(With(http.NotFoundHandler(), slog.New(slog.DiscardHandler), Config{
+		Faults: true, Placement: order.PlacementOutbox, WrongWay: order.WrongWay(order.PlacementOutbox),
+	}))
+	defer srv.Close()
+	_, body := request(t, "GET", srv.URL+"/ui/config", "")
+	var c configJSON
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		t.Fatal(err)
+	}
+	offered := map[string]bool{}
+	for _, p := range c.FaultPoints {
+		offered[p.Header] = true
+	}
+	if !offered[order.FaultCrashAfterRelayPublish] || offered[order.FaultSkipEndTransaction] || offered[order.FaultCrashAfterHalf] {
+		t.Errorf("PLACEMENT=outbox: the page offers %v", c.FaultPoints)
+	}
+	if c.WrongWay != "" {
+		t.Errorf("PLACEMENT=outbox: wrong_way %q, want none", c.WrongWay)
+	}
+}

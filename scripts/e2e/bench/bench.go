@@ -24,6 +24,12 @@ type Result struct {
 	E2EMeasured bool    `json:"e2e_measured"` // false when no CARTS_DSN was given
 	E2EMissing  int     `json:"e2e_missing"`  // placed orders not applied to a cart when the run gave up waiting
 
+	// PLACEMENT=outbox (OUTBOX_DSN): the outbox table's rows, sampled every 100 ms while orders
+	// were placed: the events committed and not yet handed to the broker.
+	OutboxMeasured bool    `json:"outbox_measured"`
+	OutboxPeak     int     `json:"outbox_peak_rows"`
+	OutboxMean     float64 `json:"outbox_mean_rows"`
+
 	// Answers refused by the service's admission bound (503 "overloaded", nothing done), kept
 	// apart: how many, how fast they came, and the latency of every other answer.
 	Refused      int     `json:"refused"`

@@ -33,6 +33,7 @@ type config struct {
 	label       string
 	jsonOut     bool
 	cartsDSN    string
+	outboxDSN   string
 	pids        map[string]int
 }
 
@@ -85,9 +86,12 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		}
 	}
 	c.cartsDSN = getenv("CARTS_DSN")
-	if c.cartsDSN != "" {
-		if err := loopbackDSN(c.cartsDSN); err != nil {
-			return c, err
+	c.outboxDSN = getenv("OUTBOX_DSN")
+	for _, dsn := range []struct{ name, value string }{{"CARTS_DSN", c.cartsDSN}, {"OUTBOX_DSN", c.outboxDSN}} {
+		if dsn.value != "" {
+			if err := loopbackDSN(dsn.name, dsn.value); err != nil {
+				return c, err
+			}
 		}
 	}
 	switch {
@@ -135,14 +139,14 @@ func loopbackURL(raw string) error {
 	return nil
 }
 
-func loopbackDSN(dsn string) error {
+func loopbackDSN(name, dsn string) error {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return fmt.Errorf("CARTS_DSN: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if ip := net.ParseIP(host); cfg.Net != "tcp" || err != nil || ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("CARTS_DSN: want a tcp(127.0.0.1:<port>) address, got %s(%s)", cfg.Net, cfg.Addr)
+		return fmt.Errorf("%s: want a tcp(127.0.0.1:<port>) address, got %s(%s)", name, cfg.Net, cfg.Addr)
 	}
 	return nil
 }

@@ -17,6 +17,9 @@
 // -pid name=PID (repeatable) samples that process's resident memory (VmRSS in /proc/PID/status)
 // every 100 ms during the run and reports the peak, and the CPU it used during the measured
 // window (/proc/PID/stat), next to the whole machine's (/proc/stat).
+//
+// OUTBOX_DSN, the database of an order-service with PLACEMENT=outbox, has the outbox table's rows
+// counted every 100 ms while orders are placed (warm-up included): the peak and mean backlog.
 package main
 
 import (
@@ -75,6 +78,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	var outbox *outboxWatch
+	if c.outboxDSN != "" {
+		if outbox, err = watchOutbox(c.outboxDSN, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 	g := &generator{c: c, client: client, users: users, errs: map[string]int{}}
 	// CPU is counted over the measured window only: from the end of the warm-up to the end of
 	// the run.
@@ -96,6 +105,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		res.Mode = "open"
 	}
 	cpuTimer.Stop()
+	if outbox != nil {
+		peak, mean, err := outbox.stop()
+		if err != nil {
+			return err
+		}
+		res.OutboxMeasured, res.OutboxPeak, res.OutboxMean = true, peak, mean
+	}
 	select {
 	case from := <-cpuStart:
 		res.CPU = takeCPU(c.pids).coresSince(from)

@@ -27,6 +27,9 @@ func printText(w io.Writer, r bench.Result) {
 		fmt.Fprintf(w, "  order -> cart ms       p50 %7.2f  p95 %7.2f  p99 %7.2f  max %7.2f  (%d applied, %d not applied in time)\n",
 			r.E2E.P50, r.E2E.P95, r.E2E.P99, r.E2E.Max, r.E2E.Count, r.E2EMissing)
 	}
+	if r.OutboxMeasured {
+		fmt.Fprintf(w, "  outbox rows            peak %d  mean %.1f\n", r.OutboxPeak, r.OutboxMean)
+	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "  errors: none")
 	} else {
