@@ -7,8 +7,8 @@ package httpx
 // request wait longer. Without a bound, an offer three times what the service can do makes
 // every request slow, and the slowest ones time out after they have done half their work (in
 // order-service: after the half message was sent, so each costs a rollback too). With a bound,
-// what is over it is answered at once, 503 with Retry-After, before it has done anything; what
-// is admitted runs as fast as it would without the excess.
+// what is over it is answered at once (or after a short wait for a slot), 503 with Retry-After,
+// before it has done anything; what is admitted runs as fast as it would without the excess.
 
 import (
 	"context"
