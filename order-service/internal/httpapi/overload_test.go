@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -15,12 +16,16 @@ import (
 func TestPostOrdersOverloaded(t *testing.T) {
 	t.Parallel()
 	f := newBoundedFixture(t, false, 1)
-	entered, release := make(chan struct{}), make(chan struct{})
+	// The first order holds the slot until released; any later one (there is none, unless the
+	// bound fails) goes through.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var first sync.Once
 	f.producer.Before = func(context.Context, string) {
-		select {
-		case entered <- struct{}{}: // the first order holds the slot until released
+		hold := false
+		first.Do(func() { hold = true })
+		if hold {
+			entered <- struct{}{}
 			<-release
-		default:
 		}
 	}
 	held := make(chan int)
