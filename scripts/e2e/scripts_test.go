@@ -14,32 +14,7 @@ import (
 // curl tour (demo.sh) and every teaching scenario run to completion against it, each judging its
 // own outcome (cart arithmetic, HTTP answers, the invariant checker) and exiting non-zero if wrong.
 func TestScriptsAgainstLocalSuite(t *testing.T) {
-	env := append(os.Environ(),
-		"SUITE_DIR="+t.TempDir(),
-		"ORDER_ADDR_1="+freeAddr(t),
-		"ORDER_ADDR_2="+freeAddr(t),
-		"CART_ADDR="+freeAddr(t),
-		"ORDERS_DSN="+testenv.NewDatabase(t, "scripts_orders"),
-		"CARTS_DSN="+testenv.NewDatabase(t, "scripts_carts"),
-		"ROCKETMQ_TOPIC="+testenv.Unique("scripts"),
-		"ORDER_GROUP="+testenv.Unique("scripts_pg"),
-		"CART_GROUP="+testenv.Unique("scripts_cg"),
-		"FAULT_INJECTION=on",
-	)
-	get := func(name string) string {
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, name+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
-	// The scripts find the services through these (and the checker the databases, through the DSNs).
-	env = append(env,
-		"ORDER_URL=http://"+get("ORDER_ADDR_1"),
-		"ORDER_URL_2=http://"+get("ORDER_ADDR_2"),
-		"CART_URL=http://"+get("CART_ADDR"),
-	)
+	env := scriptSuiteEnv(t, "scripts")
 	run := func(t *testing.T, script string) {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(root, "scripts", script))
@@ -99,4 +74,29 @@ func TestListingStartsNothing(t *testing.T) {
 	if strings.Contains(string(out), "e2e:") {
 		t.Fatalf("go test -list ran the set-up:\n%s", out)
 	}
+}
+
+// scriptSuiteEnv is the environment of scripts/suite-up.sh and the scenario scripts for a local
+// suite of a test's own: free ports, its own databases (the checker reads them through the DSNs),
+// topic and groups, fault injection on, and the URLs the scripts find the services through. extra
+// settings come last, so they win.
+func scriptSuiteEnv(t *testing.T, name string, extra ...string) []string {
+	t.Helper()
+	order1, order2, cart := freeAddr(t), freeAddr(t), freeAddr(t)
+	env := append(os.Environ(),
+		"SUITE_DIR="+t.TempDir(),
+		"ORDER_ADDR_1="+order1,
+		"ORDER_ADDR_2="+order2,
+		"CART_ADDR="+cart,
+		"ORDER_URL=http://"+order1,
+		"ORDER_URL_2=http://"+order2,
+		"CART_URL=http://"+cart,
+		"ORDERS_DSN="+testenv.NewDatabase(t, name+"_orders"),
+		"CARTS_DSN="+testenv.NewDatabase(t, name+"_carts"),
+		"ROCKETMQ_TOPIC="+testenv.Unique(name),
+		"ORDER_GROUP="+testenv.Unique(name+"_pg"),
+		"CART_GROUP="+testenv.Unique(name+"_cg"),
+		"FAULT_INJECTION=on",
+	)
+	return append(env, extra...)
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -270,29 +269,8 @@ func runCheckinv(t *testing.T, bin, ordersDSN, cartsDSN string) (string, int) {
 // each must catch its wrong way and see the right way hold, or exit non-zero. They run on their own
 // databases, because each leaves its wrong way's damage behind for the checker to list.
 func TestWrongScenarioScripts(t *testing.T) {
-	env := append(os.Environ(),
-		"SUITE_DIR="+t.TempDir(),
-		"ORDER_ADDR_1="+freeAddr(t),
-		"ORDER_ADDR_2="+freeAddr(t),
-		"CART_ADDR="+freeAddr(t),
-		"ORDERS_DSN="+testenv.NewDatabase(t, "wrong_scripts_orders"),
-		"CARTS_DSN="+testenv.NewDatabase(t, "wrong_scripts_carts"),
-		"ROCKETMQ_TOPIC="+testenv.Unique("wrong_scripts"),
-		"ORDER_GROUP="+testenv.Unique("wrong_scripts_pg"),
-		"CART_GROUP="+testenv.Unique("wrong_scripts_cg"),
-		"FAULT_INJECTION=on",
-		// The discard comes about 76 s after the request; the script shows it when run by hand.
-		"WAIT_FOR_DISCARD=off",
-	)
-	get := func(name string) string {
-		for _, kv := range slices.Backward(env) {
-			if v, ok := strings.CutPrefix(kv, name+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
-	env = append(env, "ORDER_URL=http://"+get("ORDER_ADDR_1"), "ORDER_URL_2=http://"+get("ORDER_ADDR_2"), "CART_URL=http://"+get("CART_ADDR"))
+	// The discard comes about 76 s after the request; the script shows it when run by hand.
+	env := scriptSuiteEnv(t, "wrong_scripts", "WAIT_FOR_DISCARD=off")
 	run := func(t *testing.T, script string) {
 		t.Helper()
 		t0 := time.Now()
