@@ -28,7 +28,7 @@ const (
 	clNamesrv2 = "29877"
 	clBrokerA  = "30911"
 	clBrokerB  = "30921"
-	clMySQL    = "33306"
+	clMySQL    = "23306"
 )
 
 func clusterDir() string { return filepath.Join(root, ".infra", "e2e-cluster") }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -34,34 +35,36 @@ import (
 )
 
 // freePorts finds a port for the NameServer and one for the Broker, which also listens on its
-// port - 2 and port + 1, all free now. (infra-up.sh would re-use a server it finds listening; this
-// test then fails on the missing pid file rather than kill a process it did not start.)
+// port - 2 and port + 1, all free now. They come from 24000-28999: below the kernel's ephemeral
+// range (32768 and up here), where any outgoing connection may take a port while the broker's JVM
+// is starting (it did, once: the HA port, port + 1, was then "Address already in use"), and clear
+// of the fixed ports the other tests' servers use. The HA port binds the wildcard address, so each
+// port is checked there too. (infra-up.sh would re-use a server it finds listening; this test then
+// fails on the missing pid file rather than kill a process it did not start.)
 func freePorts(t *testing.T) (namesrv, broker int) {
 	t.Helper()
-	free := func(port int) bool {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			return false
+	free := func(ports ...int) bool {
+		for _, port := range ports {
+			for _, host := range []string{"127.0.0.1", "0.0.0.0"} {
+				ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+				if err != nil {
+					return false
+				}
+				ln.Close()
+			}
 		}
-		ln.Close()
 		return true
 	}
-	anyPort := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	namesrv = anyPort()
-	for range 50 {
-		p := anyPort()
-		if p-2 > 1024 && p != namesrv && p-2 != namesrv && p+1 != namesrv && free(p-2) && free(p+1) {
-			return namesrv, p
+	const low, high = 24000, 29000
+	for range 200 {
+		ns, br := low+rand.IntN(high-low), low+2+rand.IntN(high-low-3)
+		if ns < br-2 || ns > br+1 {
+			if free(ns, br-2, br, br+1) {
+				return ns, br
+			}
 		}
 	}
-	t.Fatal("no free port p with p-2 and p+1 free for the broker")
+	t.Fatalf("no free ports in %d-%d for a NameServer and a broker (port - 2, port, port + 1)", low, high)
 	return 0, 0
 }
 
