@@ -109,6 +109,12 @@ func NewAdmission(cfg AdmissionConfig, reg prometheus.Registerer) (*Admission, e
 func (a *Admission) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.acquire(r.Context()) {
+			if r.Context().Err() != nil {
+				// The client went away while it waited for a slot: that is not overload, so it is
+				// neither counted as a refusal nor reported on /readyz. The answer reaches nobody.
+				WriteError(w, r, a.log, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "the request was cancelled while it waited for a slot"))
+				return
+			}
 			a.refuse(w, r)
 			return
 		}

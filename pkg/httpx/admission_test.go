@@ -150,7 +150,8 @@ func TestAdmissionWaitsForASlot(t *testing.T) {
 	go serve(context.Background())
 	<-next.entered
 
-	// A waiting request whose client gives up is refused, and never reaches next.
+	// A waiting request whose client gives up is answered 503 and never reaches next, but it is no
+	// refusal for overload: not counted, and /readyz stays ready.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	serve(ctx)
@@ -168,8 +169,11 @@ func TestAdmissionWaitsForASlot(t *testing.T) {
 	if n := next.count(); n != 2 {
 		t.Fatalf("next served %d, want 2", n)
 	}
-	if got := gauge(t, reg, "http_admission_refused_total"); got != 1 {
-		t.Fatalf("refused = %v, want 1 (the cancelled one)", got)
+	if got := gauge(t, reg, "http_admission_refused_total"); got != 0 {
+		t.Fatalf("refused = %v, want 0 (a cancelled wait is not overload)", got)
+	}
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready after a cancelled wait = %v, want ready", err)
 	}
 }
 

@@ -146,10 +146,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	handler := cart.NewHandler(carts, metrics, log, cart.Config{
+	handler, err := cart.NewHandler(carts, metrics, log, cart.Config{
 		Faults: cfg.Faults, MaxReconsume: int32(maxReconsume), Tracing: tp, Timeline: steps,
 		Mode: mode, PersistOffsets: offsetPersister(c),
 	})
+	if err != nil {
+		return err
+	}
 	defer handler.Close()
 	if err := startConsumer(c, cfg, handler); err != nil {
 		return err

@@ -135,7 +135,10 @@ func TestTimelineThatCannotBeWrittenChangesNothing(t *testing.T) {
 	}
 	sqlDB.Close()
 	broken := cart.NewRecorder(store.New(db), log, nil)
-	h := cart.NewHandler(f.store, f.metrics, log, cart.Config{Timeline: broken})
+	h, err := cart.NewHandler(f.store, f.metrics, log, cart.Config{Timeline: broken})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	ev := order("o1", "u1", item("A", 2))

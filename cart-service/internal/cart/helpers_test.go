@@ -72,7 +72,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 		f.steps = cart.NewRecorder(f.store, log, nil)
 		t.Cleanup(f.steps.Close)
 	}
-	f.handler = cart.NewHandler(f.store, f.metrics, log, cart.Config{
+	h, err := cart.NewHandler(f.store, f.metrics, log, cart.Config{
 		Faults:   s.faults,
 		Now:      s.now,
 		Timeline: f.steps,
@@ -89,6 +89,10 @@ func newFixture(t *testing.T, s setup) *fixture {
 			f.crashSawApplied.Store(err == nil)
 		},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = h
 	t.Cleanup(f.handler.Close)
 	return f
 }

@@ -20,8 +20,11 @@ func TestLastRetryIsCountedAsDeadLettered(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, setup{withProxy: true})
 	const maxReconsume = 2
-	h := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{MaxReconsume: maxReconsume})
+	h, err := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{MaxReconsume: maxReconsume})
 	ev := order("o1", "u1", item("A", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	f.proxy.SetDown(true)
 	for reconsumed := range int32(maxReconsume + 1) {
@@ -46,10 +49,13 @@ func TestConsumeContinuesTheProducersTrace(t *testing.T) {
 	f.setCart(t, "u1", map[string]int{"A": 5})
 	rec := tracetest.NewSpanRecorder()
 	tp := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	h := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{Tracing: tp})
+	h, err := cart.NewHandler(f.store, f.metrics, testenv.Logger(t), cart.Config{Tracing: tp})
 
 	// What order-service does when it builds the message.
 	producerCtx, send := tp.Tracer("test").Start(context.Background(), "send half message")
+	if err != nil {
+		t.Fatal(err)
+	}
 	msg := eventMessage(t, order("o-traced", "u1", item("A", 2)), "", 0)
 	tp.InjectMessage(producerCtx, &msg.Message)
 	send.End()

@@ -114,8 +114,8 @@ type Handler struct {
 	wrong        *wrongWay // the consumer that is wrong on purpose, if any (wrong.go)
 }
 
-// NewHandler builds the consumer callback.
-func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) *Handler {
+// NewHandler builds the consumer callback. A mode that is wrong on purpose needs cfg.Faults.
+func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) (*Handler, error) {
 	h := &Handler{store: st, metrics: m, log: log, faults: cfg.Faults, crash: cfg.Crash, now: cfg.Now,
 		maxReconsume: cfg.MaxReconsume, tracing: cfg.Tracing, timeline: cfg.Timeline}
 	if h.tracing == nil {
@@ -128,10 +128,14 @@ func NewHandler(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) *Hand
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.wrong = newWrongWay(h, cfg.Mode, cfg.PersistOffsets)
-	m.setMode(h.wrong.mode)
-	logMode(log, h.wrong.mode)
-	return h
+	w, err := newWrongWay(h, cfg.Mode, cfg.Faults, cfg.PersistOffsets)
+	if err != nil {
+		return nil, err
+	}
+	h.wrong = w
+	m.setMode(w.mode)
+	logMode(log, w.mode)
+	return h, nil
 }
 
 // Consume handles one batch of messages (one message with the default batch size).

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -80,9 +81,18 @@ type wrongWay struct {
 	closed bool       // running callbacks when it shuts down, so one may still hand a message over
 }
 
-func newWrongWay(h *Handler, mode string, persist func() error) *wrongWay {
+// newWrongWay builds what the handler's mode needs beyond the Handler.
+func newWrongWay(h *Handler, mode string, faults bool, persist func() error) (*wrongWay, error) {
 	if mode == "" {
 		mode = ModeCorrect
+	}
+	// main refuses these too, naming the settings; this keeps any other caller of NewHandler from
+	// running a wrong consumer by accident.
+	if !slices.Contains(Modes(), mode) {
+		return nil, fmt.Errorf("unknown consumer mode %q (one of %s)", mode, strings.Join(Modes(), ", "))
+	}
+	if WhatBreaks(mode) != "" && !faults {
+		return nil, fmt.Errorf("consumer mode %s is wrong on purpose and runs only with fault injection on", mode)
 	}
 	w := &wrongWay{mode: mode, persist: persist}
 	if mode == ModeAckBeforeCommit {
@@ -95,7 +105,7 @@ func newWrongWay(h *Handler, mode string, persist func() error) *wrongWay {
 			}
 		}()
 	}
-	return w
+	return w, nil
 }
 
 // Callback is the push consumer's callback for the handler's mode: Consume, the right consumer,

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"rmqtx/cart-service/internal/cart"
 	"rmqtx/pkg/faults"
@@ -180,5 +181,35 @@ func TestModeGauge(t *testing.T) {
 				t.Errorf("cart_consumer_mode = %v, want {mode=%q} 1", m, mode)
 			}
 		})
+	}
+}
+
+// A wrong consumer cannot be built without fault injection, whoever builds it: main refuses
+// CONSUMER=... with the settings' names, and NewHandler refuses it for any other caller.
+func TestWrongModeNeedsFaults(t *testing.T) {
+	for _, mode := range cart.Modes() {
+		wrong := cart.WhatBreaks(mode) != ""
+		for _, on := range []bool{false, true} {
+			metrics, mErr := cart.NewMetrics(prometheus.NewRegistry(), nil)
+			if mErr != nil {
+				t.Fatal(mErr)
+			}
+			h, err := cart.NewHandler(nil, metrics, testenv.Logger(t), cart.Config{Mode: mode, Faults: on})
+			if err == nil {
+				h.Close()
+			}
+			if wrong && !on {
+				if err == nil || !strings.Contains(err.Error(), "wrong on purpose") {
+					t.Errorf("mode %s without faults: err = %v, want a refusal", mode, err)
+				}
+				continue
+			}
+			if !wrong && err != nil {
+				t.Errorf("mode %s (faults %v): err = %v, want none", mode, on, err)
+			}
+		}
+	}
+	if _, err := cart.NewHandler(nil, nil, testenv.Logger(t), cart.Config{Mode: "nonsense", Faults: true}); err == nil {
+		t.Error("mode nonsense: NewHandler accepted it")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +89,14 @@ func NewService(st *store.Store, m *Metrics, log *slog.Logger, cfg Config) (*Ser
 	}
 	if s.placement == "" {
 		s.placement = PlacementTransactional
+	}
+	// main refuses these too, with the settings' names; this guard keeps any other caller from
+	// running a wrong way by accident.
+	if !slices.Contains(Placements, s.placement) {
+		return nil, fmt.Errorf("unknown placement %q (one of %s)", s.placement, strings.Join(Placements, ", "))
+	}
+	if WrongWay(s.placement) != "" && !cfg.Faults {
+		return nil, fmt.Errorf("placement %s is wrong on purpose and runs only with fault injection on", s.placement)
 	}
 	m.placementIs(s.placement)
 	if s.txBound == 0 {

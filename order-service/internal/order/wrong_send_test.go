@@ -3,11 +3,14 @@ package order
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"rmqtx/order-service/internal/order/ordertest"
 	"rmqtx/pkg/events"
 )
 
@@ -163,4 +166,27 @@ func TestSaveThenSendAndSendThenSave(t *testing.T) {
 			t.Errorf("send-then-save with skip-end-transaction: err = %v, want a ValidationError", err)
 		}
 	})
+}
+
+// A wrong placement cannot be built without fault injection, whoever builds it: main refuses
+// PLACEMENT=... with the settings' names, and NewService refuses it for any other caller.
+func TestWrongPlacementNeedsFaults(t *testing.T) {
+	newProducer := func(l primitive.TransactionListener) (Producer, error) { return &ordertest.Producer{Listener: l}, nil }
+	for _, placement := range Placements {
+		wrong := WrongWay(placement) != ""
+		metrics, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewService(nil, metrics, discard(), Config{Placement: placement, NewProducer: newProducer})
+		switch {
+		case wrong && (err == nil || !strings.Contains(err.Error(), "wrong on purpose")):
+			t.Errorf("placement %s without faults: err = %v, want a refusal", placement, err)
+		case !wrong && err != nil:
+			t.Errorf("placement %s: err = %v, want none", placement, err)
+		}
+	}
+	if _, err := NewService(nil, nil, discard(), Config{Placement: "nonsense", Faults: true, NewProducer: newProducer}); err == nil {
+		t.Error("placement nonsense: NewService accepted it")
+	}
 }
