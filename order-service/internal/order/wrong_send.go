@@ -151,6 +151,8 @@ func (d *SendThenSave) Place(ctx context.Context, req Request, idemKey string, f
 	res, err := d.producer.SendSync(sendCtx, msg)
 	span.End()
 	if err != nil {
+		// Answered 503 and counted as broker_unavailable, yet not always true: a send that timed out
+		// may have been stored after all, and then it is a phantom too (nobody can tell from here).
 		d.s.metrics.placedAs(OutcomeBrokerUnavailable)
 		return Placed{}, &AttemptError{OrderID: row.OrderID, Err: fmt.Errorf("%w: %v", ErrBrokerUnavailable, err)}
 	}
