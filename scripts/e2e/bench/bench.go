@@ -35,6 +35,10 @@ type Result struct {
 	Refused      int     `json:"refused"`
 	AdmittedHTTP Summary `json:"admitted_ms"`
 	RefusedHTTP  Summary `json:"refused_ms"`
+	// SendLag is how late each request left the load generator after it was due (open loop only):
+	// the generator's own wait for a CPU, which every latency above includes. On a machine the
+	// services share with it, a refusal cannot be answered faster than this.
+	SendLag Summary `json:"send_lag_ms"`
 
 	Errors  map[string]int `json:"errors"`       // by kind: http_503, http_503_overloaded, timeout, refused, overload, ...
 	PeakRSS map[string]int `json:"peak_rss_kib"` // per watched process, the highest VmRSS sampled

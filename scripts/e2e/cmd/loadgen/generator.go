@@ -30,7 +30,8 @@ type generator struct {
 	latencies []time.Duration
 	placed    []string // order IDs answered 201/202 in the measured window
 	errs      map[string]int
-	admission admission // the same answers, refused for overload or not
+	admission admission       // the same answers, refused for overload or not
+	sendLags  []time.Duration // open loop: from when each order was due to when it was sent
 }
 
 // closedLoop keeps c.concurrency clients busy, each sending its next order when the last is
@@ -101,6 +102,7 @@ func (g *generator) placeOne(ctx context.Context, due time.Time, measured bool) 
 	body, _ := json.Marshal(map[string]any{"user_id": user, "items": items})
 	base := g.c.orders[g.next.Add(1)%uint64(len(g.c.orders))]
 
+	lag := time.Since(due)
 	orderID, kind, answered := g.post(ctx, base+"/orders", body)
 	took := time.Since(due)
 	if !measured {
@@ -109,6 +111,9 @@ func (g *generator) placeOne(ctx context.Context, due time.Time, measured bool) 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.requests++
+	if g.c.rate > 0 {
+		g.sendLags = append(g.sendLags, lag)
+	}
 	if answered {
 		g.latencies = append(g.latencies, took) // error answers count too: they are answers
 		g.admission.add(kind, took)

@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	res.OrdersPerS = float64(res.Placed) / c.duration.Seconds()
 	res.HTTP = bench.Summarize(g.latencies)
 	g.admission.fill(&res)
+	res.SendLag = bench.Summarize(g.sendLags)
 
 	if c.cartsDSN != "" && len(g.placed) > 0 {
 		progress("waiting up to %v for %d orders to reach the carts", c.settle, len(g.placed))
