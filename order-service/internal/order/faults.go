@@ -132,6 +132,11 @@ func combinable(names []string) error {
 		}
 		last.name, last.at, last.ends = p.name, p.at, p.ends
 	}
+	// The relay's point is not on the request's path (any instance's relay honours it, later), so
+	// a crash of the request does not stop it; a failed local transaction does: no row to publish.
+	if slices.Contains(names, FaultFailLocalTx) && slices.Contains(names, FaultCrashAfterRelayPublish) {
+		return invalidFault(fmt.Sprintf("%s never fires: %s rolls back the outbox row the relay would publish", FaultCrashAfterRelayPublish, FaultFailLocalTx))
+	}
 	for _, n := range names {
 		if faults.IsCart(n) {
 			cart = append(cart, n)

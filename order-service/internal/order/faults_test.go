@@ -51,6 +51,7 @@ func TestParseFaultRefusesBadCombinations(t *testing.T) {
 		"slow-local-tx=99,skip-end-transaction",         // out of range
 		"skip-end-transaction,",                         // empty point
 		"resend-event=2",                                // takes no argument
+		"fail-local-tx,crash-after-relay-publish",       // the outbox row is rolled back: no relay publishes it
 	} {
 		_, err := ParseFault(header, true)
 		var ve *ValidationError
