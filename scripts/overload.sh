@@ -178,6 +178,7 @@ printf '  %-44s %-34s %s\n' "HTTP p99 of admitted requests" "$(get "$over" '.adm
 printf '  %-44s %-34s %s\n' "  (p50, max)" "$(get "$over" '.admitted_ms.p50') ms, $(get "$over" '.admitted_ms.max') ms" ""
 printf '  %-44s %-34s %s\n' "refused 503 overloaded: count, p99" "$(get "$over" '.refused'), p99 $(get "$over" '.refused_ms.p99') ms" "p99 <= 10 ms"
 printf '  %-44s %-34s %s\n' "  load generator's own lag (due -> sent), p99" "$(get "$over" '.send_lag_ms.p99') ms (in every latency above)" ""
+printf '  %-44s %-34s %s\n' "  refused, from sent to answered: p50, p99" "$(get "$over" '.refused_from_sent_ms.p50') ms, $(get "$over" '.refused_from_sent_ms.p99') ms" ""
 printf '  %-44s %-34s %s\n' "answered 500 (local transaction timed out)" "$(get "$over" '.errors.http_500 // 0') ($timeouts timeouts in the logs)" "0"
 printf '  %-44s %-34s %s\n' "other errors" "$(get "$over" '.errors | del(.http_503_overloaded, .http_500, .overload) | to_entries | map("\(.key)=\(.value)") | join(" ") | if . == "" then "none" else . end')" ""
 printf '  %-44s %-34s %s\n' "CPU cores used under overload" "$(get "$over" '.cpu_cores | to_entries | map("\(.key) \(.value)") | join(", ")')" ""

@@ -33,13 +33,16 @@ func errorKind(status int, body []byte) string {
 
 // admission splits the latencies of answered requests into refused for overload and admitted.
 type admission struct {
-	admitted []time.Duration
-	refused  []time.Duration
+	admitted    []time.Duration
+	refused     []time.Duration
+	refusedSent []time.Duration // the refusals from when they were sent, not from when they were due
 }
 
-func (a *admission) add(kind string, took time.Duration) {
+// add records an answer that took took from when it was due, and fromSent from when it was sent.
+func (a *admission) add(kind string, took, fromSent time.Duration) {
 	if kind == kindOverloaded {
 		a.refused = append(a.refused, took)
+		a.refusedSent = append(a.refusedSent, fromSent)
 	} else {
 		a.admitted = append(a.admitted, took)
 	}
@@ -49,5 +52,6 @@ func (a *admission) add(kind string, took time.Duration) {
 func (a *admission) fill(r *bench.Result) {
 	r.Refused = len(a.refused)
 	r.RefusedHTTP = bench.Summarize(a.refused)
+	r.RefusedSent = bench.Summarize(a.refusedSent)
 	r.AdmittedHTTP = bench.Summarize(a.admitted)
 }

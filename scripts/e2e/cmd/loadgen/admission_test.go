@@ -23,12 +23,12 @@ func TestErrorKindTellsRefusalsApart(t *testing.T) {
 		}
 	}
 	var a admission
-	a.add(kindOverloaded, time.Millisecond)
-	a.add("", 40*time.Millisecond)
-	a.add("http_500", 5*time.Second)
+	a.add(kindOverloaded, 3*time.Millisecond, time.Millisecond) // sent 2 ms late
+	a.add("", 40*time.Millisecond, 40*time.Millisecond)
+	a.add("http_500", 5*time.Second, 5*time.Second)
 	var r bench.Result
 	a.fill(&r)
-	if r.Refused != 1 || r.RefusedHTTP.Max != 1 || r.AdmittedHTTP.Count != 2 || r.AdmittedHTTP.Max != 5000 {
-		t.Fatalf("result = refused %d %+v, admitted %+v", r.Refused, r.RefusedHTTP, r.AdmittedHTTP)
+	if r.Refused != 1 || r.RefusedHTTP.Max != 3 || r.RefusedSent.Max != 1 || r.AdmittedHTTP.Count != 2 || r.AdmittedHTTP.Max != 5000 {
+		t.Fatalf("result = refused %d %+v (from sent %+v), admitted %+v", r.Refused, r.RefusedHTTP, r.RefusedSent, r.AdmittedHTTP)
 	}
 }

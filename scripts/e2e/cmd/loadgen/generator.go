@@ -116,7 +116,7 @@ func (g *generator) placeOne(ctx context.Context, due time.Time, measured bool) 
 	}
 	if answered {
 		g.latencies = append(g.latencies, took) // error answers count too: they are answers
-		g.admission.add(kind, took)
+		g.admission.add(kind, took, took-lag)
 	}
 	if kind == "" {
 		g.placed = append(g.placed, orderID)
