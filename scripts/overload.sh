@@ -19,6 +19,11 @@
 #   MAX_IN_FLIGHT=8 ADMISSION_WAIT=2ms scripts/overload.sh
 #   SERVICES_REV=<commit> scripts/overload.sh    the services as of that commit (the same load
 #                                                generator and checker): before and after a change
+#   scripts/infra-up.sh && nice -n -10 scripts/overload.sh
+#                                                (as root) the load generator and the services ahead
+#                                                of the already running MariaDB and broker for the
+#                                                CPU: close to what the figures would be if they did
+#                                                not share two cores
 #
 # Environment (all optional):
 #   OVERLOAD_DIR       binaries, logs, results               (default: <repo>/.infra/overload)
