@@ -108,17 +108,21 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer purger.Start(ctx)()
 
-	// Topic: must exist, and its route be known, before the producer relies on check-backs.
+	// Topic: must exist, and its route be known, before the producer relies on check-backs. The
+	// outbox places orders without the broker, so it also starts without one: it makes the topic
+	// once the broker answers (brokerLater, below), and the events wait in the outbox until then.
 	adm, err := mq.NewAdmin(cfg.Namesrv)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
-	topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = adm.EnsureTopic(topicCtx, cfg.Topic, cfg.Broker, 4)
-	cancel()
-	if err != nil {
-		return err
+	if placement != order.PlacementOutbox {
+		topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err = adm.EnsureTopic(topicCtx, cfg.Topic, cfg.Broker, 4)
+		cancel()
+		if err != nil {
+			return err
+		}
 	}
 
 	// Metrics: the service's own registry, served on /metrics.
@@ -174,7 +178,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := mq.KeepRegistered(ctx, p, mq.RegisterPeriod); err != nil {
 		log.Warn("heartbeats stay at the client's 30 s", "err", err)
 	}
-	if err := svc.Warmup(ctx); err != nil {
+	if placement == order.PlacementOutbox {
+		defer brokerLater(ctx, adm, svc, cfg, log)()
+	} else if err := svc.Warmup(ctx); err != nil {
 		return err
 	}
 
@@ -297,6 +303,46 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 // startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
 // publishes with a plain producer of its own (its own group and instance name, as the wrong ways' plain producer).
 // stop lets the relay finish its batch, then shuts the producer down.
+// brokerLater is the outbox's start-up against the broker, in the background: make the topic
+// (EnsureTopic retries until the broker answers), then warm up the transactional producer, which in
+// this placement only answers check-backs of half messages an earlier transactional run left. It
+// returns a function that stops it and waits, to be called before adm is closed.
+func brokerLater(ctx context.Context, adm *mq.Admin, svc *order.Service, cfg config.Common, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for warned := false; ; warned = true {
+			// One turn of EnsureTopic: it retries for as long as ctx allows, but without
+			// ROCKETMQ_BROKER_ADDR it gives up at once when it cannot see the topic.
+			turn, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := adm.EnsureTopic(turn, cfg.Topic, cfg.Broker, 4)
+			cancel()
+			if err == nil {
+				break
+			}
+			if !warned {
+				log.Warn("outbox: the broker or the topic is not there yet; orders are accepted and their events wait in the outbox",
+					"topic", cfg.Topic, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(3 * time.Second):
+			}
+		}
+		log.Info("outbox: topic available", "topic", cfg.Topic, "after", time.Since(start).Round(time.Millisecond).String())
+		if err := svc.Warmup(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("outbox: warm-up half message failed; check-backs of earlier half messages may wait for the client's next heartbeat", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func startOutbox(svc *order.Service, orders *store.Store, cfg config.Common, relayCfg order.RelayConfig,
 	log *slog.Logger, reg prometheus.Registerer) (placer httpapi.Placer, stop func(), err error) {
 	p, err := rocketmq.NewProducer(
