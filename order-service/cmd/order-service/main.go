@@ -300,9 +300,6 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 	return svc.WithResend(placer, p), stop, nil
 }
 
-// startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
-// publishes with a plain producer of its own (its own group and instance name, as the wrong ways' plain producer).
-// stop lets the relay finish its batch, then shuts the producer down.
 // brokerLater is the outbox's start-up against the broker, in the background: make the topic
 // (EnsureTopic retries until the broker answers), then warm up the transactional producer, which in
 // this placement only answers check-backs of half messages an earlier transactional run left. It
@@ -316,11 +313,14 @@ func brokerLater(ctx context.Context, adm *mq.Admin, svc *order.Service, cfg con
 		for warned := false; ; warned = true {
 			// One turn of EnsureTopic: it retries for as long as ctx allows, but without
 			// ROCKETMQ_BROKER_ADDR it gives up at once when it cannot see the topic.
-			turn, cancel := context.WithTimeout(ctx, 10*time.Second)
+			turn, endTurn := context.WithTimeout(ctx, 10*time.Second)
 			err := adm.EnsureTopic(turn, cfg.Topic, cfg.Broker, 4)
-			cancel()
+			endTurn()
 			if err == nil {
 				break
+			}
+			if ctx.Err() != nil {
+				return // shutting down
 			}
 			if !warned {
 				log.Warn("outbox: the broker or the topic is not there yet; orders are accepted and their events wait in the outbox",
@@ -343,6 +343,9 @@ func brokerLater(ctx context.Context, adm *mq.Admin, svc *order.Service, cfg con
 	}
 }
 
+// startOutbox returns the outbox placement (internal/order/outbox.go) and starts its relay, which
+// publishes with a plain producer of its own (its own group and instance name, as the wrong ways' plain producer).
+// stop lets the relay finish its batch, then shuts the producer down.
 func startOutbox(svc *order.Service, orders *store.Store, cfg config.Common, relayCfg order.RelayConfig,
 	log *slog.Logger, reg prometheus.Registerer) (placer httpapi.Placer, stop func(), err error) {
 	p, err := rocketmq.NewProducer(
