@@ -93,17 +93,17 @@ func toTimelineJSON(t order.Timeline) timelineJSON {
 func handleList(log *slog.Logger, orders *order.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		page := order.Page{Limit: order.MaxPage, Before: q.Get("before")}
+		page := order.Page{Limit: order.MaxPage}
+		if q.Has("before") {
+			before := q.Get("before")
+			page.Before = &before
+		}
 		if q.Has("limit") {
 			n, err := strconv.Atoi(q.Get("limit"))
 			if err != nil {
 				n = 0 // not a number: as out of range, List says so
 			}
 			page.Limit = n
-		}
-		if q.Has("before") && page.Before == "" {
-			httpx.WriteError(w, r, log, toHTTP(&order.PageError{Fields: map[string]string{"before": "must not be empty"}}))
-			return
 		}
 		list, err := orders.List(r.Context(), q.Get("user_id"), page)
 		if err != nil {

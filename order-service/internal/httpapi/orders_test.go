@@ -106,7 +106,8 @@ func TestPostOrdersStatuses(t *testing.T) {
 		status     int
 	}{
 		{"/orders/does-not-exist", "order_not_found", 404},
-		{"/orders", "invalid", 422}, // user_id missing
+		{"/orders", "invalid", 422},         // user_id missing
+		{"/orders?before=", "invalid", 422}, // the user ID is checked first, then the page
 		{"/orders?user_id=" + strings.Repeat("u", 65), "invalid", 422},
 		{"/nope", "not_found", 404},
 	} {

@@ -35,10 +35,11 @@ const MaxPage = 100
 const LimitReason = "must be a whole number from 1 to 100"
 
 // Page asks List for one page of a user's orders: at most Limit (1 to MaxPage), older than the
-// order Before, or the newest when Before is "".
+// order *Before, or the newest when Before is nil. (A pointer, so that a before that was given
+// empty is refused like any other bad value, after the user ID has been checked.)
 type Page struct {
 	Limit  int
-	Before string
+	Before *string
 }
 
 // OrderPage is one page of a user's orders, newest first. Next is the Before of the next page:
@@ -65,11 +66,14 @@ func (s *Service) List(ctx context.Context, userID string, page Page) (OrderPage
 		rows []store.OrderRow
 		err  error
 	)
-	if page.Before == "" {
+	switch {
+	case page.Before == nil:
 		rows, err = s.store.OrdersByUser(ctx, userID, page.Limit+1)
-	} else {
+	case *page.Before == "":
+		return OrderPage{}, &PageError{Fields: map[string]string{"before": "must not be empty"}}
+	default:
 		var last store.OrderRow
-		last, err = s.store.Order(ctx, page.Before)
+		last, err = s.store.Order(ctx, *page.Before)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && last.UserID != userID):
 			return OrderPage{}, &PageError{Fields: map[string]string{"before": "must be the ID of one of this user's orders (the next of a previous page)"}}
