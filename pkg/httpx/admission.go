@@ -108,14 +108,16 @@ func NewAdmission(cfg AdmissionConfig, reg prometheus.Registerer) (*Admission, e
 // reading the body or calling next.
 func (a *Admission) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.acquire(r.Context()) {
-			if r.Context().Err() != nil {
-				// The client went away while it waited for a slot: that is not overload, so it is
-				// neither counted as a refusal nor reported on /readyz. The answer reaches nobody.
-				WriteError(w, r, a.log, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "the request was cancelled while it waited for a slot"))
-				return
-			}
+		switch a.acquire(r.Context()) {
+		case refused:
 			a.refuse(w, r)
+			return
+		case cancelled:
+			// The request was cancelled while it waited for a slot (its client gone, or the
+			// server shutting down): that is not overload, so it is neither counted as a refusal
+			// nor reported on /readyz. (net/http notices a client gone only once the request's
+			// body has been read, so for POST /orders this is rare.)
+			WriteError(w, r, a.log, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "the request was cancelled while it waited for a slot"))
 			return
 		}
 		defer func() { <-a.slots }()
@@ -123,24 +125,31 @@ func (a *Admission) Handler(next http.Handler) http.Handler {
 	})
 }
 
-func (a *Admission) acquire(ctx context.Context) bool {
+// What acquire did with a request.
+const (
+	admitted  = iota // it holds a slot
+	refused          // no slot within the wait
+	cancelled        // its context ended while it waited
+)
+
+func (a *Admission) acquire(ctx context.Context) int {
 	select {
 	case a.slots <- struct{}{}:
-		return true
+		return admitted
 	default:
 	}
 	if a.wait == 0 {
-		return false
+		return refused
 	}
 	t := time.NewTimer(a.wait)
 	defer t.Stop()
 	select {
 	case a.slots <- struct{}{}:
-		return true
+		return admitted
 	case <-t.C:
-		return false
+		return refused
 	case <-ctx.Done():
-		return false
+		return cancelled
 	}
 }
 

@@ -300,36 +300,38 @@ func choosePlacement(placement string, svc *order.Service, cfg config.Common) (p
 	return svc.WithResend(placer, p), stop, nil
 }
 
-// brokerLater is the outbox's start-up against the broker, in the background: make the topic
-// (EnsureTopic retries until the broker answers), then warm up the transactional producer, which in
-// this placement only answers check-backs of half messages an earlier transactional run left. It
-// returns a function that stops it and waits, to be called before adm is closed.
+// brokerLater is the outbox's start-up against the broker, in the background: make the topic, then
+// warm up the transactional producer, which in this placement only answers check-backs of half
+// messages an earlier transactional run left. It tries once, then again after 1 s, 2 s, ... up to
+// 30 s between tries, so that a long outage costs a few client-library error lines a minute, not
+// several a second. It returns a function that stops it and waits (for as long as a NameServer
+// look-up already under way, which takes no context: up to about 6 s), to be called before adm
+// and the producer are closed.
 func brokerLater(ctx context.Context, adm *mq.Admin, svc *order.Service, cfg config.Common, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		start := time.Now()
-		for warned := false; ; warned = true {
-			// One turn of EnsureTopic: it retries for as long as ctx allows, but without
-			// ROCKETMQ_BROKER_ADDR it gives up at once when it cannot see the topic.
-			turn, endTurn := context.WithTimeout(ctx, 10*time.Second)
-			err := adm.EnsureTopic(turn, cfg.Topic, cfg.Broker, 4)
-			endTurn()
+		for pause := time.Second; ; pause = min(2*pause, 30*time.Second) {
+			// EnsureTopic retries for as long as its context allows; a short one makes it one try.
+			try, endTry := context.WithTimeout(ctx, 2*time.Second)
+			err := adm.EnsureTopic(try, cfg.Topic, cfg.Broker, 4)
+			endTry()
 			if err == nil {
 				break
 			}
 			if ctx.Err() != nil {
 				return // shutting down
 			}
-			if !warned {
+			if pause == time.Second {
 				log.Warn("outbox: the broker or the topic is not there yet; orders are accepted and their events wait in the outbox",
 					"topic", cfg.Topic, "err", err)
 			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(3 * time.Second):
+			case <-time.After(pause):
 			}
 		}
 		log.Info("outbox: topic available", "topic", cfg.Topic, "after", time.Since(start).Round(time.Millisecond).String())

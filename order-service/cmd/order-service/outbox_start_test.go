@@ -19,7 +19,10 @@ import (
 // The outbox accepts orders while the broker is down, so an instance must be able to start while
 // it is down, too: it is ready, places orders (201, their events wait in the outbox), and once the
 // NameServer and the broker answer it makes the topic and publishes what waited. The test's
-// servers are the real ones, behind two gates that refuse connections until the test opens them.
+// servers are the real ones, behind two gates that drop every connection until the test opens
+// them. The NameServer's gate is the one that stops the sends: the routes it hands out name the
+// real broker, which the producers then dial directly; the broker's gate stands between the
+// service and the broker address it is given (ROCKETMQ_BROKER_ADDR), where it makes the topic.
 func TestRunInTheOutboxPlacementStartsWithoutTheBroker(t *testing.T) {
 	t.Parallel()
 	namesrv := openGate(t, testenv.Namesrv()[0])
@@ -104,8 +107,9 @@ func TestRunInTheOutboxPlacementStartsWithoutTheBroker(t *testing.T) {
 	})
 }
 
-// gate forwards TCP connections to a server, or refuses them while closed (and drops the ones it
-// carried when it closes): a server that is down, for one test, while the others share it.
+// gate forwards TCP connections to a server, or accepts and at once closes them while closed (and
+// drops the ones it carried when it closes): a server that is down, for one test, while the
+// others share it.
 type gate struct {
 	target string
 	ln     net.Listener

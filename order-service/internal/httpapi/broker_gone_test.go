@@ -38,9 +38,11 @@ import (
 // port - 2 and port + 1, all free now. They come from 24000-28999: below the kernel's ephemeral
 // range (32768 and up here), where any outgoing connection may take a port while the broker's JVM
 // is starting (it did, once: the HA port, port + 1, was then "Address already in use"), and clear
-// of the fixed ports the other tests' servers use. The HA port binds the wildcard address, so each
-// port is checked there too. (infra-up.sh would re-use a server it finds listening; this test then
-// fails on the missing pid file rather than kill a process it did not start.)
+// of the fixed ports the other tests' servers use (a host whose ephemeral range starts lower
+// would need another range). Each port is checked on the wildcard address too, which is stricter
+// than the loopback address the broker binds (scripts/rocketmq/LoopbackHAService.java).
+// (infra-up.sh would re-use a server it finds listening; this test then fails on the missing pid
+// file rather than kill a process it did not start.)
 func freePorts(t *testing.T) (namesrv, broker int) {
 	t.Helper()
 	free := func(ports ...int) bool {

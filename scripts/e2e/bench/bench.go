@@ -39,8 +39,9 @@ type Result struct {
 	// the generator's own wait for a CPU, which every latency above includes. On a machine the
 	// services share with it, a refusal cannot be answered faster than this.
 	SendLag Summary `json:"send_lag_ms"`
-	// RefusedSent is RefusedHTTP counted from when each refused request was sent: the service's
-	// (and the kernel's) part of a refusal's latency, without the generator's lag.
+	// RefusedSent is RefusedHTTP counted from when each refused request was sent: without the
+	// generator's lag before the send, but with its HTTP client's own time, the kernel's and the
+	// service's.
 	RefusedSent Summary `json:"refused_from_sent_ms"`
 
 	Errors  map[string]int `json:"errors"`       // by kind: http_503, http_503_overloaded, timeout, refused, overload, ...
