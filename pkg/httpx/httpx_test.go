@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 func TestDecode(t *testing.T) {
@@ -78,5 +80,32 @@ func TestReadyz(t *testing.T) {
 	Healthz().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("healthz = %d", rec.Code)
+	}
+}
+
+// Every answer carries X-Request-Id: the client's when it sent one, a new one otherwise, and the
+// handler sees the same ID (the one its log lines carry).
+func TestMiddlewareRequestID(t *testing.T) {
+	var seen string
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = middleware.GetReqID(r.Context())
+	}))
+	mw := Middleware(slog.New(slog.DiscardHandler))
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+
+	req := httptest.NewRequest("GET", "/orders/x", nil)
+	req.Header.Set("X-Request-Id", "client-chose-this")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := rec.Header().Get("X-Request-Id"); got != "client-chose-this" || seen != got {
+		t.Errorf("with the client's ID: answer %q, handler saw %q; want both client-chose-this", got, seen)
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/orders/x", nil))
+	if got := rec.Header().Get("X-Request-Id"); got == "" || seen != got {
+		t.Errorf("without one: answer %q, handler saw %q; want the same new ID", got, seen)
 	}
 }

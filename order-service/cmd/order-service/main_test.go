@@ -116,3 +116,74 @@ func TestRunStartsAndShutsDown(t *testing.T) {
 		t.Fatalf("no shutdown line in log:\n%s", out.String())
 	}
 }
+
+// SIGTERM (here: the context run watches for it, ended) stops taking requests but lets an order
+// in flight finish within SHUTDOWN_TIMEOUT: its client gets 201, and run returns without error.
+func TestRunFinishesAnOrderInFlightOnShutdown(t *testing.T) {
+	t.Parallel()
+	addr := freeLoopbackAddr(t)
+	env := map[string]string{
+		"HTTP_ADDR":            addr,
+		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
+		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
+		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
+		"ROCKETMQ_TOPIC":       testenv.Unique("shutdown"),
+		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
+		"FAULT_INJECTION":      "on",
+		"SHUTDOWN_TIMEOUT":     "20s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
+	testenv.Eventually(t, 60*time.Second, "readyz 200", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	// An order whose local transaction takes 2 s.
+	answer := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/orders",
+			strings.NewReader(`{"user_id":"u1","items":[{"sku":"A","quantity":1,"unit_price_cents":100}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Fault", "slow-local-tx=2")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("POST /orders during shutdown: %v", err)
+			answer <- 0
+			return
+		}
+		resp.Body.Close()
+		answer <- resp.StatusCode
+	}()
+	testenv.Eventually(t, 10*time.Second, "the order in flight", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(m), "\nhttp_admission_in_flight 1\n")
+	})
+	cancel() // SIGTERM
+	if code := <-answer; code != http.StatusCreated {
+		t.Fatalf("the order in flight at shutdown was answered %d, want 201", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown; log:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return within 30 s of shutdown")
+	}
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		t.Error("the service still answers after run returned")
+	}
+}

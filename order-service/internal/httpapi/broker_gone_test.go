@@ -36,10 +36,10 @@ import (
 
 // freePorts finds a port for the NameServer and one for the Broker, which also listens on its
 // port - 2 and port + 1, all free now. They come from 24000-28999: below the kernel's ephemeral
-// range (32768 and up here), where any outgoing connection may take a port while the broker's JVM
-// is starting (it did, once: the HA port, port + 1, was then "Address already in use"), and clear
-// of the fixed ports the other tests' servers use (a host whose ephemeral range starts lower
-// would need another range). Each port is checked on the wildcard address too, which is stricter
+// range (32768-60999 by default on Linux), where any outgoing connection may take a port while the
+// broker's JVM is starting (its HA port, port + 1, is then "Address already in use"), and clear of
+// the fixed ports the other tests' servers use (a host whose ephemeral range starts lower would
+// need another range). Each port is checked on the wildcard address too, which is stricter
 // than the loopback address the broker binds (scripts/rocketmq/LoopbackHAService.java).
 // (infra-up.sh would re-use a server it finds listening; this test then fails on the missing pid
 // file rather than kill a process it did not start.)
