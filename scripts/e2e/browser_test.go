@@ -149,9 +149,12 @@ func TestBrowserWatchesACheckBackRescueAnOrder(t *testing.T) {
 		t.Fatalf("user field = %q, want %q from the address", got, user)
 	}
 
-	// Fill the cart in the page, which reaches cart-service through order-service.
+	// Fill the cart in the page, which reaches cart-service through order-service. The button is
+	// disabled until the page has read the cart back after the last put, and the page's own
+	// polling can draw the new line before that: a click in between would be lost, so wait for it.
 	for _, line := range []struct{ sku, qty string }{{"A-1", "3"}, {"B-2", "1"}} {
 		browse(ctx, t, "put "+line.sku+" in the cart", 30*time.Second,
+			chromedp.WaitEnabled(css("#add")),
 			chromedp.SetValue(css("#sku"), line.sku),
 			chromedp.SetValue(css("#qty"), line.qty),
 			chromedp.Click(css("#add")),
@@ -170,6 +173,7 @@ func TestBrowserWatchesACheckBackRescueAnOrder(t *testing.T) {
 			return err
 		}),
 		chromedp.SetValue(css("#fault"), "skip-end-transaction"),
+		chromedp.WaitEnabled(css("#place")),
 		chromedp.Click(css("#place")),
 		chromedp.WaitVisible(css(`#answer[data-kind="ok"]`)),
 	)
@@ -223,6 +227,7 @@ func TestBrowserWatchesACheckBackRescueAnOrder(t *testing.T) {
 	// the rollback that kept it from the cart.
 	browse(ctx, t, "place an order whose local transaction fails", 60*time.Second,
 		chromedp.SetValue(css("#fault"), "fail-local-tx"),
+		chromedp.WaitEnabled(css("#place")),
 		chromedp.Click(css("#place")),
 		chromedp.WaitVisible(css(`#answer[data-kind="bad"]`)),
 		chromedp.WaitVisible(css(`#order-steps li[data-step="local_tx_rolled_back"]`)),

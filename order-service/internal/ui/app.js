@@ -93,6 +93,8 @@ const state = {
   user: "",
   cart: [],            // [{sku, quantity}] as cart-service has it now
   cartKey: "",         // JSON of cart, to redraw only on change
+  cartAsked: 0,        // cart reads started, and the latest one drawn: the polling read and the
+  cartDrawn: 0,        // one after a put overlap, and an older answer must not replace a newer one
   toOrder: new Map(),  // sku -> quantity to order, as typed
   watched: null,       // {id, before: [{sku, quantity}] | null, fault}
   placedHere: new Map(), // order ID -> what the HTTP answer was
@@ -155,7 +157,10 @@ function notice(key, text, bad = false) {
 
 async function refreshCart() {
   if (!state.config || !state.config.cart_connected) return;
+  const asked = ++state.cartAsked;
   const { status, data } = await api("GET", `cart/carts/${encodeURIComponent(state.user)}`);
+  if (asked < state.cartDrawn) return; // a later read was already drawn
+  state.cartDrawn = asked;
   if (status !== 200) {
     notice("cart", `cart-service: ${errorText(data, status)}`, true);
     return;
