@@ -216,7 +216,8 @@ func newProducer(t *testing.T) rocketmq.Producer {
 
 // publish sends a message as order-service's commit makes it visible: tag OrderCreated, key the
 // order ID, the fault point (if any) as a property.
-func publish(t *testing.T, p rocketmq.Producer, topic, key string, body []byte, fault string) {
+// publish sends one OrderCreated message and returns its message ID.
+func publish(t *testing.T, p rocketmq.Producer, topic, key string, body []byte, fault string) string {
 	t.Helper()
 	msg := primitive.NewMessage(topic, body).WithTag(events.TagOrderCreated).WithKeys([]string{key})
 	msg.WithProperty(events.PropertyFault, fault)
@@ -226,6 +227,7 @@ func publish(t *testing.T, p rocketmq.Producer, topic, key string, body []byte, 
 	if err != nil || res.Status != primitive.SendOK {
 		t.Fatalf("publish %s: %v %v", key, res, err)
 	}
+	return res.MsgID
 }
 
 func eventBody(t *testing.T, orderID, userID string, items ...events.Item) []byte {
@@ -470,7 +472,7 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 	svc.put(t, "u1", "A-1", 5)
 	p := newProducer(t)
 	sent := time.Now()
-	publish(t, p, topic, "o-dlq", eventBody(t, "o-dlq", "u1", events.Item{SKU: "A-1", Quantity: 2}), "")
+	msgID := publish(t, p, topic, "o-dlq", eventBody(t, "o-dlq", "u1", events.Item{SKU: "A-1", Quantity: 2}), "")
 
 	// The first delivery and MAX_RECONSUME=2 retries.
 	svc.waitMetric(t, `cart_messages_total{outcome="retried"}`, 3)
@@ -530,6 +532,11 @@ func TestPersistentFailureEndsInDeadLetterTopic(t *testing.T) {
 	}
 	if ev, err := events.Decode(got[0].Body); err != nil || ev.OrderID != "o-dlq" {
 		t.Fatalf("message in %s: %+v, %v; want the event of o-dlq", dlq, ev, err)
+	}
+	// The dead-letter copy keeps the message ID the producer was given (with this client, the
+	// UNIQ_KEY property), as the retry copies do: deduplicating by it would see one message.
+	if got[0].MsgId != msgID {
+		t.Errorf("message ID in %s = %q, want the published one %q", dlq, got[0].MsgId, msgID)
 	}
 	// Moved after its last retry: no fourth delivery came before it, and none can come after.
 	if got := svc.metric(t, `cart_messages_total{outcome="retried"}`); got != 3 {
