@@ -3,22 +3,26 @@ package order
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"rmqtx/order-service/internal/store"
 	"rmqtx/pkg/events"
+	"rmqtx/pkg/testenv"
 )
 
 // relayProducer records what a relay publishes, safe for relays side by side; while down is set,
 // every send fails as with the broker gone.
 type relayProducer struct {
-	mu   sync.Mutex
-	down bool
-	sent []*primitive.Message
+	mu    sync.Mutex
+	down  bool
+	sent  []*primitive.Message
+	sends int // SendSync calls that succeeded
 }
 
 func (p *relayProducer) SendSync(_ context.Context, msgs ...*primitive.Message) (*primitive.SendResult, error) {
@@ -28,6 +32,7 @@ func (p *relayProducer) SendSync(_ context.Context, msgs ...*primitive.Message) 
 		return nil, errors.New("broker down")
 	}
 	p.sent = append(p.sent, msgs...)
+	p.sends++
 	return &primitive.SendResult{Status: primitive.SendOK}, nil
 }
 
@@ -102,6 +107,54 @@ func TestOutbox(t *testing.T) {
 		if sent, _ := fp.Counts(); sent != 0 {
 			t.Errorf("the outbox sent %d half messages, want none", sent)
 		}
+	})
+
+	t.Run("a claimed batch goes out in one send; an instance's own commit wakes its relay", func(t *testing.T) {
+		t.Parallel()
+		svc, _, st, _ := testService(t, false)
+		pp := &relayProducer{}
+		// A poll interval longer than the test: only the wake can explain a publish.
+		reg := prometheus.NewRegistry()
+		relay, err := NewRelay(st, pp, discard(), reg, RelayConfig{Interval: time.Hour, Batch: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := svc.Outbox(func() {}).Place(ctx, validRequest(fmt.Sprintf("u%d", i)), "", Fault{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := relay.Once(ctx); err != nil || n != 3 {
+			t.Fatalf("Once = %d, %v; want 3 published", n, err)
+		}
+		pp.mu.Lock()
+		sends := pp.sends
+		pp.mu.Unlock()
+		if sends != 1 {
+			t.Fatalf("3 rows of one claim went out in %d sends, want 1", sends)
+		}
+
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); relay.Run(runCtx) }()
+		t.Cleanup(func() { stop(); <-done })
+		// Run looks once at start; the order must come after that, when only a wake can move it.
+		testenv.Eventually(t, 5*time.Second, "the relay's first look, at start", func() bool {
+			mfs, _ := reg.Gather()
+			for _, mf := range mfs {
+				if mf.GetName() == "outbox_polls_total" {
+					return mf.GetMetric()[0].GetCounter().GetValue() >= 2 // Once above, then Run's
+				}
+			}
+			return false
+		})
+		placed, err := svc.Outbox(relay.Wake).Place(ctx, validRequest("u9"), "", Fault{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 5*time.Second, "the woken relay's publish", func() bool {
+			return pp.sentKeys()[placed.Order.OrderID] == 1
+		})
 	})
 
 	t.Run("broker down: the order is accepted and its event waits in the outbox", func(t *testing.T) {
