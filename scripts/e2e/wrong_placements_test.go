@@ -26,7 +26,8 @@ type wrongCase struct {
 	placement string
 	fault     string
 	// broken is what the checker must report for the wrong way's order: "missing" (I1, a lost
-	// event) or "phantom" (I2, the cart changed for an order that does not exist).
+	// event) or "phantom" (I2, the cart changed for an order that does not exist); "none" for a
+	// fault the wrong way survives, shown so that the README's account of why stays true.
 	broken string
 	// restart brings the wrong instance back after it crashed: the broken answer comes from the
 	// restarted process.
@@ -44,6 +45,11 @@ var wrongCases = []wrongCase{
 	{placement: "save-then-send", fault: "crash-after-local-commit", broken: "missing", rightDelivers: true},
 	{placement: "send-then-save", fault: "fail-local-tx", broken: "phantom"},
 	{placement: "naive-check-back", fault: "slow-local-tx=8,skip-end-transaction", broken: "missing", rightDelivers: true,
+		shown: "rollback", shownTimes: 1},
+	// A slow local transaction alone does not break it on RocketMQ 5.3.3: the check-back answers
+	// rollback for the re-put copy, but the producer's late COMMIT commits the original half
+	// message. It takes a lost commit as well (the case above).
+	{placement: "naive-check-back", fault: "slow-local-tx=8", broken: "none", rightDelivers: true,
 		shown: "rollback", shownTimes: 1},
 	{placement: "memory-check-back", fault: "crash-after-half", broken: "phantom", restart: true,
 		shown: "commit", shownTimes: 1},
@@ -83,7 +89,7 @@ func TestWrongPlacements(t *testing.T) {
 	caught := map[string][]string{} // the wrong ways' orders reported so far, by kind
 	start, order, after := map[string]int{"A-1": 5, "B-2": 2}, map[string]int{"A-1": 2}, map[string]int{"A-1": 3, "B-2": 2}
 	for _, c := range wrongCases {
-		t.Run(c.placement, func(t *testing.T) {
+		t.Run(c.placement+" "+c.fault, func(t *testing.T) {
 			wrong := newProc("wrong-"+c.placement, orderBin, freeAddr(t), env(map[string]string{"MYSQL_DSN": ordersDSN,
 				"ROCKETMQ_GROUP": testenv.Unique("wrong_pg"), "PLACEMENT": c.placement, "INSTANCE_NAME": "wrong-way"}))
 			defer wrong.stop(t)
@@ -140,6 +146,11 @@ func TestWrongPlacements(t *testing.T) {
 				if n := s.count(t, s.ordersDB, "SELECT COUNT(*) FROM orders WHERE order_id = ?", wrongID); n != 0 {
 					t.Fatalf("order %s exists; a phantom is an effect without an order", wrongID)
 				}
+			case "none":
+				took := s.waitCart(t, uw, after, t0, 60*time.Second)
+				wrongID = s.single(t, s.ordersDB, "SELECT order_id FROM orders WHERE user_id = ?", uw)
+				t.Logf("wrong way held: order %s reached its cart %v after the request, although a check-back answered rollback during its local transaction",
+					wrongID, took.Round(time.Millisecond))
 			case "missing":
 				wrongID = s.single(t, s.ordersDB, "SELECT order_id FROM orders WHERE user_id = ?", uw)
 				if got := s.cartOf(t, uw); !equal(got, start) {
@@ -170,8 +181,10 @@ func TestWrongPlacements(t *testing.T) {
 
 			// The checker: exactly this case's wrong order is added to the violations, under the
 			// invariant it breaks; the right way's order is in none.
-			caught[c.broken] = append(caught[c.broken], wrongID)
-			slices.Sort(caught[c.broken])
+			if c.broken != "none" {
+				caught[c.broken] = append(caught[c.broken], wrongID)
+				slices.Sort(caught[c.broken])
+			}
 			r, err := invariants.Check(context.Background(), s.ordersDB, s.cartsDB)
 			if err != nil {
 				t.Fatal(err)
@@ -186,7 +199,10 @@ func TestWrongPlacements(t *testing.T) {
 				t.Fatalf("checker reports more than the wrong way's order:\n%s", r)
 			}
 			out, code := runCheckinv(t, checkinv, ordersDSN, cartsDSN)
-			if code != 1 || !strings.Contains(out, wrongID) {
+			switch {
+			case c.broken == "none" && strings.Contains(out, wrongID):
+				t.Fatalf("checkinv lists %s, which held:\n%s", wrongID, out)
+			case c.broken != "none" && (code != 1 || !strings.Contains(out, wrongID)):
 				t.Fatalf("checkinv exited %d, want 1 listing %s:\n%s", code, wrongID, out)
 			}
 			if ar.order.OrderID != "" && strings.Contains(out, ar.order.OrderID) {
@@ -291,6 +307,9 @@ func TestWrongScenarioScripts(t *testing.T) {
 		}
 	})
 	for _, c := range wrongCases {
+		if c.broken == "none" {
+			continue // a fault the placement survives; its script shows the one that breaks it
+		}
 		t.Run(c.placement, func(t *testing.T) { run(t, filepath.Join("scenarios", "wrong", c.placement+".sh")) })
 	}
 }
