@@ -3,12 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,51 +35,13 @@ func TestRunRejectsBadConfigWithOneLine(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // The real wiring starts against the real servers, becomes ready, and stops cleanly when its
 // context ends (as on SIGTERM).
 func TestRunStartsAndShutsDown(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	env := map[string]string{
-		"HTTP_ADDR":            addr,
-		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
-		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
-		"ROCKETMQ_TOPIC":       testenv.Unique("main"),
-		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
-
-	testenv.Eventually(t, 60*time.Second, "readyz 200", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	resp, err := http.Post(fmt.Sprintf("http://%s/orders", addr), "application/json",
+	svc := startService(t, nil)
+	svc.waitReady(t)
+	resp, err := http.Post("http://"+svc.addr+"/orders", "application/json",
 		strings.NewReader(`{"user_id":"u1","items":[{"sku":"A","quantity":1,"unit_price_cents":100}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -94,26 +52,14 @@ func TestRunStartsAndShutsDown(t *testing.T) {
 	}
 	// The web page is wired in front of the API; without CART_URL it says cart-service is not
 	// connected.
-	resp, err = http.Get(fmt.Sprintf("http://%s/ui/config", addr))
-	if err != nil {
-		t.Fatal(err)
+	if code, page := svc.get("/ui/config"); code != 200 || !strings.Contains(page, `"cart_connected":false`) || !strings.Contains(page, `"timeline":true`) {
+		t.Fatalf("GET /ui/config = %d %s", code, page)
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(page), `"cart_connected":false`) || !strings.Contains(string(page), `"timeline":true`) {
-		t.Fatalf("GET /ui/config = %d %s", resp.StatusCode, page)
+	if err := svc.stop(); err != nil {
+		t.Fatalf("run returned %v after shutdown; log:\n%s", err, svc.out.String())
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown; log:\n%s", err, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return within 30 s of shutdown")
-	}
-	if !strings.Contains(out.String(), `"msg":"shutting down"`) {
-		t.Fatalf("no shutdown line in log:\n%s", out.String())
+	if !strings.Contains(svc.out.String(), `"msg":"shutting down"`) {
+		t.Fatalf("no shutdown line in log:\n%s", svc.out.String())
 	}
 }
 
@@ -121,35 +67,13 @@ func TestRunStartsAndShutsDown(t *testing.T) {
 // in flight finish within SHUTDOWN_TIMEOUT: its client gets 201, and run returns without error.
 func TestRunFinishesAnOrderInFlightOnShutdown(t *testing.T) {
 	t.Parallel()
-	addr := freeLoopbackAddr(t)
-	env := map[string]string{
-		"HTTP_ADDR":            addr,
-		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
-		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
-		"ROCKETMQ_TOPIC":       testenv.Unique("shutdown"),
-		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
-		"FAULT_INJECTION":      "on",
-		"SHUTDOWN_TIMEOUT":     "20s",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
-	testenv.Eventually(t, 60*time.Second, "readyz 200", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	svc := startService(t, map[string]string{"FAULT_INJECTION": "on", "SHUTDOWN_TIMEOUT": "20s"})
+	svc.waitReady(t)
 
 	// An order whose local transaction takes 2 s.
 	answer := make(chan int, 1)
 	go func() {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/orders",
+		req, _ := http.NewRequest("POST", "http://"+svc.addr+"/orders",
 			strings.NewReader(`{"user_id":"u1","items":[{"sku":"A","quantity":1,"unit_price_cents":100}]}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Fault", "slow-local-tx=2")
@@ -163,27 +87,18 @@ func TestRunFinishesAnOrderInFlightOnShutdown(t *testing.T) {
 		answer <- resp.StatusCode
 	}()
 	testenv.Eventually(t, 10*time.Second, "the order in flight", func() bool {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		m, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(m), "\nhttp_admission_in_flight 1\n")
+		_, m := svc.get("/metrics")
+		return strings.Contains(m, "\nhttp_admission_in_flight 1\n")
 	})
-	cancel() // SIGTERM
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.stop() }() // SIGTERM
 	if code := <-answer; code != http.StatusCreated {
 		t.Fatalf("the order in flight at shutdown was answered %d, want 201", code)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown; log:\n%s", err, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return within 30 s of shutdown")
+	if err := <-stopped; err != nil {
+		t.Fatalf("run returned %v after shutdown; log:\n%s", err, svc.out.String())
 	}
-	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
-		t.Error("the service still answers after run returned")
+	if code, _ := svc.get("/healthz"); code != 0 {
+		t.Errorf("the service still answers (%d) after run returned", code)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -30,35 +29,12 @@ func TestRunInTheOutboxPlacementStartsWithoutTheBroker(t *testing.T) {
 	namesrv.Close()
 	broker.Close()
 
-	addr := freeLoopbackAddr(t)
-	env := map[string]string{
-		"HTTP_ADDR":            addr,
-		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
+	svc := startService(t, map[string]string{
 		"ROCKETMQ_NAMESRV":     namesrv.Addr(),
 		"ROCKETMQ_BROKER_ADDR": broker.Addr(),
-		"ROCKETMQ_TOPIC":       testenv.Unique("outbox_start"),
-		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
 		"PLACEMENT":            order.PlacementOutbox,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
 	})
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get, addr, out := svc.get, svc.addr, svc.out
 	metric := func(name string) float64 {
 		_, m := get("/metrics")
 		match := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(m)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -75,40 +72,12 @@ func TestRunRejectsAMalformedTracingEndpoint(t *testing.T) {
 // web page's configuration (its banner).
 func TestRunInAWrongPlacementSaysSo(t *testing.T) {
 	t.Parallel()
-	addr := freeLoopbackAddr(t)
-	env := map[string]string{
-		"HTTP_ADDR":            addr,
-		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
-		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
-		"ROCKETMQ_TOPIC":       testenv.Unique("wrong"),
-		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
-		"FAULT_INJECTION":      "on",
-		"PLACEMENT":            order.PlacementNaiveCheckBack,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	get := func(path string) string {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	svc := startService(t, map[string]string{"FAULT_INJECTION": "on", "PLACEMENT": order.PlacementNaiveCheckBack})
+	get := func(path string) string { _, body := svc.get(path); return body }
 	testenv.Eventually(t, 60*time.Second, "/metrics served", func() bool { return get("/metrics") != "" })
 
-	if !strings.Contains(out.String(), `"level":"WARN","msg":"PLACEMENT=naive-check-back: this instance places orders a WRONG way`) {
-		t.Errorf("no WARN naming the placement at start; log:\n%s", out.String())
+	if !strings.Contains(svc.out.String(), `"level":"WARN","msg":"PLACEMENT=naive-check-back: this instance places orders a WRONG way`) {
+		t.Errorf("no WARN naming the placement at start; log:\n%s", svc.out.String())
 	}
 	if m := get("/metrics"); !strings.Contains(m, `order_placement_mode{mode="naive-check-back"} 1`) {
 		t.Errorf("/metrics has no order_placement_mode{mode=\"naive-check-back\"} 1:\n%s", m)
@@ -118,49 +87,12 @@ func TestRunInAWrongPlacementSaysSo(t *testing.T) {
 	}
 }
 
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // The outbox is a right way: it starts without FAULT_INJECTION, logs no WARN about a wrong way,
 // reports its mode, and its readiness leaves the broker out (it places orders without it).
 func TestRunInTheOutboxPlacementNeedsNoFaultInjection(t *testing.T) {
 	t.Parallel()
-	addr := freeLoopbackAddr(t)
-	env := map[string]string{
-		"HTTP_ADDR":            addr,
-		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
-		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
-		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
-		"ROCKETMQ_TOPIC":       testenv.Unique("outbox"),
-		"ROCKETMQ_GROUP":       testenv.Unique("pg"),
-		"PLACEMENT":            order.PlacementOutbox,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	get := func(path string) string {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	svc := startService(t, map[string]string{"PLACEMENT": order.PlacementOutbox})
+	get := func(path string) string { _, body := svc.get(path); return body }
 	testenv.Eventually(t, 60*time.Second, "/metrics served", func() bool { return get("/metrics") != "" })
 
 	if m := get("/metrics"); !strings.Contains(m, `order_placement_mode{mode="outbox"} 1`) || !strings.Contains(m, "outbox_rows 0") {
@@ -169,7 +101,7 @@ func TestRunInTheOutboxPlacementNeedsNoFaultInjection(t *testing.T) {
 	if r := get("/readyz"); !strings.Contains(r, `"mysql"`) || strings.Contains(r, `"rocketmq"`) {
 		t.Errorf("/readyz = %s, want the mysql check and no rocketmq check", r)
 	}
-	if strings.Contains(out.String(), "WRONG way") {
-		t.Errorf("the outbox logged a wrong-way WARN:\n%s", out.String())
+	if strings.Contains(svc.out.String(), "WRONG way") {
+		t.Errorf("the outbox logged a wrong-way WARN:\n%s", svc.out.String())
 	}
 }
