@@ -148,6 +148,18 @@ func TestFailureWindows(t *testing.T) {
 		// Both the producer's commit and the check-back's commit may reach the broker; whatever
 		// it delivers, the cart changes once.
 		s.cartStays(t, u, after, 3*time.Second)
+		// However many copies the check rounds made, the consumer saw one message ID: the
+		// producer's, kept through the broker's re-puts.
+		var deliveries, ids int
+		testenv.Eventually(t, 10*time.Second, "the order's deliveries recorded", func() bool {
+			err := s.cartsDB.QueryRow("SELECT COUNT(*), COUNT(DISTINCT msg_id) FROM order_deliveries WHERE order_id = ?",
+				a.order.OrderID).Scan(&deliveries, &ids)
+			return err == nil && deliveries > 0
+		})
+		t.Logf("slow local tx: %d deliveries of the order, %d message ID(s)", deliveries, ids)
+		if ids != 1 {
+			t.Errorf("the order's deliveries carried %d message IDs, want 1", ids)
+		}
 	})
 
 	t.Run("cart-fail-once", func(t *testing.T) {
