@@ -128,6 +128,18 @@ func NewTopic(t testing.TB, prefix string) string {
 	return topic
 }
 
+// FreeAddr returns a loopback address (host:port) that nothing listens on now, for a server the
+// test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // Eventually polls cond every 100 ms until it returns true or the timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

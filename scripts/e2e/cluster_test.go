@@ -55,11 +55,11 @@ func TestClusterKillEverythingUnderLoad(t *testing.T) {
 	}
 	var carts, orders []*proc
 	for i := range 2 {
-		carts = append(carts, newProc(fmt.Sprintf("cl-cart%d", i), cartBin, freeAddr(t),
+		carts = append(carts, newProc(fmt.Sprintf("cl-cart%d", i), cartBin, testenv.FreeAddr(t),
 			with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})))
 	}
 	for i := range 2 {
-		orders = append(orders, newProc(fmt.Sprintf("cl-order%d", i), orderBin, freeAddr(t),
+		orders = append(orders, newProc(fmt.Sprintf("cl-order%d", i), orderBin, testenv.FreeAddr(t),
 			with(map[string]string{"MYSQL_DSN": ordersDSN, "ROCKETMQ_GROUP": pgroup, "CART_URL": "http://" + carts[0].addr,
 				"INSTANCE_NAME": fmt.Sprintf("order-service-%d", i+1)})))
 	}

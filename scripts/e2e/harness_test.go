@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -175,16 +174,6 @@ func restartBroker(t *testing.T) {
 	if err := brokerUp(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // proc is one service process.
@@ -369,7 +358,7 @@ func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 	pgroup, cgroup := testenv.Unique("e2e_pg"), testenv.Unique("e2e_cg")
 	s := &suite{
 		ordersDSN: ordersDSN, cartsDSN: cartsDSN,
-		cart: newProc("cart", cartBin, freeAddr(t), with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})),
+		cart: newProc("cart", cartBin, testenv.FreeAddr(t), with(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": cgroup})),
 	}
 	for i := range 2 {
 		// CART_URL: the web page each instance serves reaches cart-service through it.
@@ -380,7 +369,7 @@ func newSuite(t *testing.T, orderEnv ...map[string]string) *suite {
 				env[k] = v
 			}
 		}
-		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, freeAddr(t), env))
+		s.orders = append(s.orders, newProc(fmt.Sprintf("order%d", i), orderBin, testenv.FreeAddr(t), env))
 	}
 	t.Cleanup(func() {
 		for _, p := range append(append([]*proc{}, s.orders...), s.cart) {

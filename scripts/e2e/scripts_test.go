@@ -82,7 +82,7 @@ func TestListingStartsNothing(t *testing.T) {
 // settings come last, so they win.
 func scriptSuiteEnv(t *testing.T, name string, extra ...string) []string {
 	t.Helper()
-	order1, order2, cart := freeAddr(t), freeAddr(t), freeAddr(t)
+	order1, order2, cart := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := append(os.Environ(),
 		"SUITE_DIR="+t.TempDir(),
 		"ORDER_ADDR_1="+order1,

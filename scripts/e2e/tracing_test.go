@@ -158,9 +158,9 @@ func TestTraceFollowsAnOrderAcrossTheBroker(t *testing.T) {
 		}
 		return m
 	}
-	cart := newProc("cart", cartBin, freeAddr(t), with(map[string]string{
+	cart := newProc("cart", cartBin, testenv.FreeAddr(t), with(map[string]string{
 		"MYSQL_DSN": testenv.NewDatabase(t, "e2e_carts"), "ROCKETMQ_GROUP": testenv.Unique("e2e_cg")}))
-	order := newProc("order", orderBin, freeAddr(t), with(map[string]string{
+	order := newProc("order", orderBin, testenv.FreeAddr(t), with(map[string]string{
 		"MYSQL_DSN": testenv.NewDatabase(t, "e2e_orders"), "ROCKETMQ_GROUP": testenv.Unique("e2e_pg")}))
 	t.Cleanup(func() { order.stop(t); cart.stop(t) })
 	order.start(t)

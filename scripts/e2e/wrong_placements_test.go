@@ -77,8 +77,8 @@ func TestWrongPlacements(t *testing.T) {
 	// One cart-service and one right-way order-service for every case; each wrong placement gets an
 	// instance, and a producer group, of its own: a check-back goes to any live member of the
 	// group that sent the half message, and a right-way member would answer the wrong one's.
-	cart := newProc("cart", cartBin, freeAddr(t), env(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": testenv.Unique("wrong_cg")}))
-	right := newProc("right", orderBin, freeAddr(t), env(map[string]string{"MYSQL_DSN": ordersDSN,
+	cart := newProc("cart", cartBin, testenv.FreeAddr(t), env(map[string]string{"MYSQL_DSN": cartsDSN, "ROCKETMQ_GROUP": testenv.Unique("wrong_cg")}))
+	right := newProc("right", orderBin, testenv.FreeAddr(t), env(map[string]string{"MYSQL_DSN": ordersDSN,
 		"ROCKETMQ_GROUP": testenv.Unique("right_pg"), "INSTANCE_NAME": "right-way"}))
 	t.Cleanup(func() { right.stop(t); cart.stop(t) })
 	right.start(t)
@@ -90,7 +90,7 @@ func TestWrongPlacements(t *testing.T) {
 	start, order, after := map[string]int{"A-1": 5, "B-2": 2}, map[string]int{"A-1": 2}, map[string]int{"A-1": 3, "B-2": 2}
 	for _, c := range wrongCases {
 		t.Run(c.placement+" "+c.fault, func(t *testing.T) {
-			wrong := newProc("wrong-"+c.placement, orderBin, freeAddr(t), env(map[string]string{"MYSQL_DSN": ordersDSN,
+			wrong := newProc("wrong-"+c.placement, orderBin, testenv.FreeAddr(t), env(map[string]string{"MYSQL_DSN": ordersDSN,
 				"ROCKETMQ_GROUP": testenv.Unique("wrong_pg"), "PLACEMENT": c.placement, "INSTANCE_NAME": "wrong-way"}))
 			defer wrong.stop(t)
 			wrong.start(t)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,7 +31,7 @@ type service struct {
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	all := map[string]string{
-		"HTTP_ADDR":            freeLoopbackAddr(t),
+		"HTTP_ADDR":            testenv.FreeAddr(t),
 		"MYSQL_DSN":            testenv.NewDatabase(t, "orders"),
 		"ROCKETMQ_NAMESRV":     strings.Join(testenv.Namesrv(), ";"),
 		"ROCKETMQ_BROKER_ADDR": testenv.Broker(),
@@ -87,16 +86,6 @@ func (s *service) waitReady(t *testing.T) {
 		code, _ := s.get("/readyz")
 		return code == http.StatusOK
 	})
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // syncBuffer is a bytes.Buffer that a service's goroutines can write while the test reads it.
