@@ -46,8 +46,9 @@ type Result struct {
 
 	Errors  map[string]int `json:"errors"`       // by kind: http_503, http_503_overloaded, timeout, refused, overload, ...
 	PeakRSS map[string]int `json:"peak_rss_kib"` // per watched process, the highest VmRSS sampled
-	// CPU is the cores each watched process used on average during the measured window, and
-	// under "machine" all processes together (from /proc/stat): where the time goes.
+	// CPU is the cores each watched process used on average during the measured window, under
+	// "machine" all processes together (from /proc/stat): where the time goes; and under "stolen"
+	// what the hypervisor took from this machine's virtual CPUs meanwhile (not in "machine").
 	CPU map[string]float64 `json:"cpu_cores"`
 }
 

@@ -222,7 +222,7 @@ func (t *table) printCPU(w io.Writer) {
 	var procs []string
 	for _, r := range t.results {
 		for p := range r.CPU {
-			if !slices.Contains(procs, p) && p != "machine" {
+			if !slices.Contains(procs, p) && p != "machine" && p != "stolen" {
 				procs = append(procs, p)
 			}
 		}
@@ -246,12 +246,14 @@ func (t *table) printCPU(w io.Writer) {
 	slices.Sort(cols)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CPU during each run, in cores (average over the measured window; other = the machine minus")
-	fmt.Fprintln(w, "the processes listed: the kernel's network work, idle services, anything else running)")
+	fmt.Fprintln(w, "the processes listed: the kernel's network work, idle services, anything else running;")
+	fmt.Fprintln(w, "stolen = taken by the hypervisor for other machines, not in machine: a run with more of it ran on")
+	fmt.Fprintln(w, "a slower machine)")
 	fmt.Fprintf(w, "%-24s %8s", "run", "machine")
 	for _, c := range cols {
 		fmt.Fprintf(w, " %13s", c)
 	}
-	fmt.Fprintf(w, " %7s\n", "other")
+	fmt.Fprintf(w, " %7s %7s\n", "other", "stolen")
 	for _, r := range t.results {
 		if r.CPU == nil {
 			continue
@@ -269,7 +271,7 @@ func (t *table) printCPU(w io.Writer) {
 			other -= v
 			fmt.Fprintf(w, " %13.2f", v)
 		}
-		fmt.Fprintf(w, " %7.2f\n", max(other, 0))
+		fmt.Fprintf(w, " %7.2f %7.2f\n", max(other, 0), r.CPU["stolen"])
 	}
 
 	// The same, per order: a placement that does more work per order shows it here even when the

@@ -79,8 +79,8 @@ func vmRSS(pid int) (int, error) {
 	return 0, errors.New("no VmRSS line")
 }
 
-// cpuSnapshot is the CPU time used so far, in clock ticks, per watched process and by the
-// machine (key "machine"), and when it was read.
+// cpuSnapshot is the CPU time used so far, in clock ticks, per watched process, by the machine
+// (key "machine") and taken from it by the hypervisor (key "stolen"), and when it was read.
 type cpuSnapshot struct {
 	at    time.Time
 	ticks map[string]int64
@@ -96,8 +96,9 @@ func takeCPU(pids map[string]int) cpuSnapshot {
 			s.ticks[name] = t
 		}
 	}
-	if t, err := machineBusyTicks(); err == nil {
-		s.ticks["machine"] = t
+	if busy, steal, err := machineTicks(); err == nil {
+		s.ticks["machine"] = busy
+		s.ticks["stolen"] = steal
 	}
 	return s
 }
@@ -140,27 +141,39 @@ func processTicks(pid int) (int64, error) {
 	return u + st, nil
 }
 
-// machineBusyTicks is the machine's non-idle CPU time (the first line of /proc/stat, minus idle
-// and iowait).
-func machineBusyTicks() (int64, error) {
+// machineTicks reads the first line of /proc/stat: busy is the CPU time the machine's own work
+// used (everything but idle, iowait and steal; guest times are already in user), steal the time
+// its virtual CPUs were ready to run and the hypervisor ran something else. Steal is not this
+// machine's work, so it is not in busy; it is reported beside it, because a run during which a
+// neighbour took a tenth of the cores is a run on a slower machine.
+func machineTicks() (busy, steal int64, err error) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
+	return parseMachineTicks(line)
+}
+
+// parseMachineTicks splits /proc/stat's "cpu" line into busy and steal (machineTicks).
+func parseMachineTicks(line string) (busy, steal int64, err error) {
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, errors.New("malformed /proc/stat")
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, errors.New("malformed /proc/stat")
 	}
-	var busy int64
-	for i, v := range f[1:] {
+	// user nice system idle iowait irq softirq steal [guest guest_nice]
+	for i, v := range f[1:9] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are already in user
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			steal = n
+		default:
 			busy += n
 		}
 	}
-	return busy, nil
+	return busy, steal, nil
 }
