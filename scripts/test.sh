@@ -62,13 +62,14 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 
-# Two end-to-end tests run in a second go test of scripts/e2e, beside everything else: the cluster
-# test, which brings every server of its own (NameServers, brokers, MariaDB on ports of their
-# own), and the wrong placements' scenario scripts, which run a suite of their own (ports,
-# databases, topic, groups) on the shared servers. Both mostly wait for processes to die,
-# restart or be checked back, not on the CPU. That run starts no suite broker (E2E_BROKER=off)
-# and keeps its logs apart (E2E_LOGS).
-beside='TestClusterKillEverythingUnderLoad|TestWrongScenarioScripts'
+# Three end-to-end tests run in a second go test of scripts/e2e, beside everything else: the
+# cluster test, which brings every server of its own (NameServers, brokers, MariaDB on ports of
+# their own), the wrong placements' scenario scripts, which run a suite of their own (ports,
+# databases, topic, groups) on the shared servers, and short runs of the measurement scripts
+# (bench.sh, overload.sh, timeline-cost.sh: processes, databases and topics of their own). The
+# first two mostly wait for processes to die, restart or be checked back, not on the CPU. That run
+# starts no suite broker (E2E_BROKER=off) and keeps its logs apart (E2E_LOGS).
+beside='TestClusterKillEverythingUnderLoad|TestWrongScenarioScripts|TestMeasurementScripts'
 beside_log=$(mktemp)
 echo "test.sh: go test -race ($beside beside the rest; their output follows)" >&2
 E2E_BROKER=off E2E_LOGS="$ROOT/.infra/e2e-logs-beside" \

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// The measurement scripts (bench.sh, overload.sh, timeline-cost.sh) are how the README's figures
+// are made, and are run by hand: nothing else would notice one of them breaking. Each runs here
+// for a second or two per step, on the shared servers, and must finish and print its table.
+// The figures of such short runs mean nothing and are not looked at; what is checked is that
+// every step ran and, for overload.sh, that the invariant checker found nothing wrong after an
+// offer three times the capacity.
+func TestMeasurementScripts(t *testing.T) {
+	dir := t.TempDir()
+	run := func(t *testing.T, script string, want []string, env ...string) {
+		t.Helper()
+		t0 := time.Now()
+		cmd := exec.Command(filepath.Join(root, "scripts", script))
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, tail(string(out), 60))
+		}
+		for _, w := range want {
+			if !regexp.MustCompile(w).Match(out) {
+				t.Errorf("%s printed no line matching %q", script, w)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", script, tail(string(out), 60))
+			return
+		}
+		t.Logf("%s: ok in %v", script, time.Since(t0).Round(time.Second))
+	}
+	short := []string{"WARMUP_SECONDS=1", "LOG_LEVEL=warn"}
+
+	t.Run("overload", func(t *testing.T) {
+		run(t, "overload.sh", []string{
+			`placed orders/s, share of capacity\s+[0-9.]+ = [0-9.]+ %`,
+			`refused 503 overloaded: count, p99\s+[1-9][0-9]*, p99`, // three times the capacity: some were refused
+			`answered 500 \(local transaction timed out\)\s+0 `,
+			`checker: missing, phantom\s+0, 0`,
+			`verdict: all invariants hold`,
+		}, append(short, "OVERLOAD_DIR="+filepath.Join(dir, "overload"), "CELL_SECONDS=2", "OVERLOAD_SECONDS=3", "USERS=50")...)
+	})
+	t.Run("bench", func(t *testing.T) {
+		want := []string{`Idle, 10 s without orders`}
+		for _, p := range []string{"direct", "save-then-send", "transactional", "outbox"} {
+			want = append(want, regexp.QuoteMeta(p+" c=4")+`\s+[0-9]`)
+		}
+		run(t, "bench.sh", want, append(short, "BENCH_DIR="+filepath.Join(dir, "bench"), "CELL_SECONDS=1", "CLIENTS=4", "USERS=20")...)
+	})
+	t.Run("timeline-cost", func(t *testing.T) {
+		run(t, "timeline-cost.sh", []string{`TIMELINE=on\s+[0-9.]+ orders/s`, `TIMELINE=off\s+[0-9.]+ orders/s`, `on/off = [0-9.]+`},
+			append(short, "COST_DIR="+filepath.Join(dir, "timeline-cost"), "CELL_SECONDS=1", "ROUNDS=1", "USERS=20")...)
+	})
+}
