@@ -226,7 +226,7 @@ echo
   jq -rs 'def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
       else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     def r1: . * 10 | round / 10;
-    ["median", (map(.stolen) | median | r1), (map(.capacity) | median | r1), "", (map(.placed) | median | r1),
+    ["median", (map(.stolen) | median | . * 100 | round / 100), (map(.capacity) | median | r1), "", (map(.placed) | median | r1),
      "\(map(.share) | median | r1) %", (map(.p99_8) | median | r1), (map(.admitted_p99) | median | r1),
      "\(map(.ratio // 0) | median | r1) x", "", (map(.refused_p99) | median | r1), (map(.refused_sent_p99) | median | r1),
      (map(.lag_p99) | median | r1), "\(map(.http_500) | add) in all"] | @tsv' "$rounds"
