@@ -54,11 +54,12 @@ trap cleanup EXIT
 
 # start <name> <binary> <port> <database> <group> <timeline>: prints the pid. Only the
 # transactional placement runs here, so fault injection stays off (a wrong PLACEMENT, as in
-# scripts/bench.sh, would need FAULT_INJECTION=on to start).
+# scripts/bench.sh, would need FAULT_INJECTION=on to start). MAX_IN_FLIGHT is the database pool,
+# as in scripts/bench.sh: CLIENTS=32 measures the timeline's cost, not refusals.
 start() {
   env HTTP_ADDR="127.0.0.1:$3" MYSQL_DSN="${MYSQL_BASE}$4" ROCKETMQ_NAMESRV="$TEST_ROCKETMQ_NAMESRV" \
     ROCKETMQ_BROKER_ADDR="$TEST_ROCKETMQ_BROKER" ROCKETMQ_TOPIC="tlcost_${6}_$run_id" ROCKETMQ_GROUP="$5" \
-    LOG_LEVEL=warn FAULT_INJECTION=off TIMELINE="$6" OTEL_EXPORTER_OTLP_ENDPOINT= \
+    LOG_LEVEL=warn FAULT_INJECTION=off TIMELINE="$6" MAX_IN_FLIGHT=32 OTEL_EXPORTER_OTLP_ENDPOINT= \
     "$COST_DIR/bin/$2" </dev/null >"$COST_DIR/logs/$1.log" 2>&1 &
   echo $!
 }
