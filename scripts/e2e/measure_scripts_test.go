@@ -47,8 +47,10 @@ func TestMeasurementScripts(t *testing.T) {
 			`(?m)^  median\s.* [0-9.]+ %`,
 			`checker: missing, phantom\s+0, 0`,
 			`verdict: all invariants hold`,
-		}, append(short, "OVERLOAD_DIR="+out, "CELL_SECONDS=2", "OVERLOAD_SECONDS=3", "ROUNDS=2", "USERS=50")...)
-		// Three times the capacity: some orders refused in every round, none answered 500.
+		}, append(short, "OVERLOAD_DIR="+out, "CELL_SECONDS=2", "OVERLOAD_SECONDS=3", "ROUNDS=2", "FACTOR=10", "USERS=50")...)
+		// The tests beside this one load the machine unevenly, so the capacity a round measures
+		// can be well below what the services place a moment later: FACTOR=10 makes the offer an
+		// overload anyway. Some orders must have been refused, none answered 500.
 		raw, err := os.ReadFile(filepath.Join(out, "rounds.jsonl"))
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +59,7 @@ func TestMeasurementScripts(t *testing.T) {
 		if len(lines) != 2 {
 			t.Fatalf("overload.sh wrote %d rounds, want 2:\n%s", len(lines), raw)
 		}
+		refused := 0
 		for _, line := range lines {
 			var round struct {
 				Round   int `json:"round"`
@@ -66,9 +69,13 @@ func TestMeasurementScripts(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &round); err != nil {
 				t.Fatalf("rounds.jsonl: %v: %s", err, line)
 			}
-			if round.Refused == 0 || round.HTTP500 != 0 {
-				t.Errorf("round %d: %d refused, %d answered 500; want some refused and none 500", round.Round, round.Refused, round.HTTP500)
+			refused += round.Refused
+			if round.HTTP500 != 0 {
+				t.Errorf("round %d: %d orders answered 500, want none", round.Round, round.HTTP500)
 			}
+		}
+		if refused == 0 {
+			t.Errorf("no order was refused in either round of ten times the capacity:\n%s", raw)
 		}
 	})
 	t.Run("bench", func(t *testing.T) {
