@@ -9,7 +9,9 @@
 # (scripts/e2e/cmd/loadgen) it then measures, ROUNDS times in turn:
 #
 #   1. the HTTP latency at 8 clients, a load the services carry easily (the reference p99);
-#   2. the closed-loop capacity: the orders/s that CAPACITY_CLIENTS clients get;
+#   2. the closed-loop capacity: the orders/s that CAPACITY_CLIENTS clients get (by default as
+#      many as the two instances admit at once, so that the capacity and the overload run with
+#      the same number of orders in flight, and only the excess differs);
 #   3. an open-loop offer of FACTOR times the best closed-loop orders/s, for OVERLOAD_SECONDS;
 #
 # then runs the invariant checker (scripts/e2e/cmd/checkinv) and prints a table, a line per round,
@@ -40,7 +42,7 @@
 # Environment (all optional):
 #   OVERLOAD_DIR       binaries, logs, results               (default: <repo>/.infra/overload)
 #   PORT_BASE          first of three ports                  (18381)
-#   CAPACITY_CLIENTS   (16)   FACTOR (3)   USERS (500)   MAX_CONCURRENCY (1024: loadgen's in-flight bound)
+#   CAPACITY_CLIENTS   (2 x MAX_IN_FLIGHT)   FACTOR (3)   USERS (500)   MAX_CONCURRENCY (1024: loadgen's in-flight bound)
 #   CELL_SECONDS (10)  OVERLOAD_SECONDS (20)  WARMUP_SECONDS (2)  ROUNDS (3)
 #   MAX_IN_FLIGHT, ADMISSION_WAIT   passed to order-service when set (its defaults otherwise)
 #   LOG_LEVEL (info)   TIMELINE (on)   as scripts/suite-up.sh runs the services
@@ -52,7 +54,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OVERLOAD_DIR=${OVERLOAD_DIR:-$ROOT/.infra/overload}
 PORT_BASE=${PORT_BASE:-18381}
-CAPACITY_CLIENTS=${CAPACITY_CLIENTS:-16}
+CAPACITY_CLIENTS=${CAPACITY_CLIENTS:-}
 FACTOR=${FACTOR:-3}
 USERS=${USERS:-500}
 MAX_CONCURRENCY=${MAX_CONCURRENCY:-1024}
@@ -139,6 +141,11 @@ wait_ready order-1 "$order1" "$o1"
 wait_ready order-2 "$order2" "$o2"
 wait_ready cart "$cart" "$c"
 
+# The bound under test, as the instances report it (their default unless MAX_IN_FLIGHT is set).
+limit=$(curl -fsS "http://127.0.0.1:$order1/metrics" | awk '$1 == "http_admission_limit" { print $2 }')
+[ -n "$limit" ] || { log "FAILED: order-1 reports no http_admission_limit"; exit 1; }
+CAPACITY_CLIENTS=${CAPACITY_CLIENTS:-$((2 * limit))}
+
 # The servers share the two cores with the services: watch their CPU too (when infra-up.sh started
 # them, it knows their pids).
 servers=()
@@ -209,10 +216,9 @@ check=$(ORDERS_DSN="${MYSQL_BASE}overload_orders" CARTS_DSN="${MYSQL_BASE}overlo
 missing=$(awk '/\(missing\)/ { print $NF }' <<<"$check")
 phantom=$(awk '/\(phantom\)/ { print $NF }' <<<"$check")
 
-limit=$(curl -fsS "http://127.0.0.1:$order1/metrics" | awk '$1 == "http_admission_limit" { print $2 }')
 echo
 echo "Overload: $(nproc) cores, load average $load_before before and $load_after after; services: $services;" \
-  "MAX_IN_FLIGHT ${limit:-none} per instance, ADMISSION_WAIT ${ADMISSION_WAIT:-default}; LOG_LEVEL=$LOG_LEVEL, TIMELINE=$TIMELINE;" \
+  "MAX_IN_FLIGHT $limit per instance, ADMISSION_WAIT ${ADMISSION_WAIT:-default}; LOG_LEVEL=$LOG_LEVEL, TIMELINE=$TIMELINE;" \
   "load generator's niceness $LOADGEN_NICE; $ROUNDS rounds of 8 clients and $CAPACITY_CLIENTS clients for ${CELL_SECONDS}s each," \
   "then $FACTOR x the better one's orders/s offered for ${OVERLOAD_SECONDS}s (latencies in ms)"
 echo
