@@ -172,8 +172,6 @@ loadgen() {
     -cart "http://127.0.0.1:$cart" -warmup "${WARMUP_SECONDS}s" -users "$USERS" -settle 0s \
     -pid "order-1=$o1" -pid "order-2=$o2" -pid "cart=$c" "${servers[@]}" "$@" | tee -a "$results"
 }
-# get <json> <jq path>
-get() { jq -r "$2" <<<"$1"; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Local transactions that ran out of LOCAL_TX_TIMEOUT, from the logs.
@@ -197,9 +195,9 @@ for r in $(seq 1 "$ROUNDS"); do
     --argjson rate "$rate" --argjson timeouts "$(($(timed_out) - timeouts_before))" '{
       round: $r, capacity: $cap, rate: $rate, timeouts: $timeouts,
       stolen: ([$a, $b, $o] | map(.cpu_cores.stolen // 0) | max),
-      p99_8: $a.http_ms.p99, closed: $b.orders_per_s, placed: $o.orders_per_s,
+      p99_8: $a.http_ms.p99, placed: $o.orders_per_s,
       share: (100 * $o.orders_per_s / $cap),
-      admitted_p99: $o.admitted_ms.p99, admitted_p50: $o.admitted_ms.p50,
+      admitted_p99: $o.admitted_ms.p99,
       ratio: (if $a.http_ms.p99 > 0 then $o.admitted_ms.p99 / $a.http_ms.p99 else null end),
       refused: $o.refused, refused_p99: $o.refused_ms.p99, refused_sent_p99: $o.refused_from_sent_ms.p99,
       lag_p99: $o.send_lag_ms.p99, http_500: ($o.errors.http_500 // 0),

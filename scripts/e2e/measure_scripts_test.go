@@ -15,8 +15,8 @@ import (
 // are made, and are run by hand: nothing else would notice one of them breaking. Each runs here
 // for a second or two per step, on the shared servers, and must finish and print its table.
 // The figures of such short runs mean nothing and are not looked at; what is checked is that
-// every step ran and, for overload.sh, that the invariant checker found nothing wrong after an
-// offer three times the capacity.
+// every step ran and, for overload.sh, that orders were refused, none answered 500, and the
+// invariant checker found nothing wrong afterwards.
 func TestMeasurementScripts(t *testing.T) {
 	dir := t.TempDir()
 	run := func(t *testing.T, script string, want []string, env ...string) {
